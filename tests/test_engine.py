@@ -10,7 +10,7 @@ from wanda_core.engine import prune_model, sparsity_report
 from wanda_core.models import find_blocks, find_linears, load_model
 
 
-def _windows(n=4, seqlen=24, seed=0):
+def _windows(n=4, seqlen=40, seed=0):  # longer than tiny-gemma3's sliding window of 16
     return torch.randint(0, 1000, (n, seqlen), generator=torch.Generator().manual_seed(seed))
 
 
@@ -35,12 +35,12 @@ def brute_force_wanda(model, windows, sparsity):
             layer.weight.data.scatter_(1, idx, 0.0)
 
 
-@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt-neox", "tiny-opt"])
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3"])
 def test_wanda_engine_equals_brute_force(name):
     model, tok, _ = load_model(name)
     ref = copy.deepcopy(model)
     windows = _windows()
-    cfg = RunConfig(model=name, method="wanda", sparsity=0.5, nsamples=4, seqlen=24, batch_size=3)
+    cfg = RunConfig(model=name, method="wanda", sparsity=0.5, nsamples=4, seqlen=40, batch_size=3)
     prune_model(model, cfg, windows, progress=False)
     brute_force_wanda(ref, windows, 0.5)
     for (n1, a), (n2, b) in zip(model.named_parameters(), ref.named_parameters()):

@@ -5,7 +5,7 @@
     python -m wanda_core.bookbuild html                      # render what was executed
     python -m wanda_core.bookbuild all --profile smoke --root /tmp/book   # a throw-away copy
 
-Notebooks live in notebooks/ (and course/) without outputs; executed copies go to
+Notebooks live in notebooks/ without outputs; executed copies go to
 <root>/book/_generated/, which _toc.yml lists. The notebooks hold no pruning logic: they call
 wanda_core, and the run records under runs/<profile>/ make a second build quick.
 """
@@ -24,7 +24,7 @@ from .profiles import load_profile, repo_root
 
 log = logging.getLogger("wanda_core.bookbuild")
 
-SOURCE_DIRS = ("notebooks", "course")
+SOURCE_DIRS = ("notebooks",)  # executed; course/ notebooks are rendered as handed out (unexecuted)
 BOOK_FILES = ("_config.yml", "_toc.yml", "book", "course", "data", "results", "references.bib")
 
 
@@ -96,8 +96,8 @@ def copy_book_sources(dest: Path) -> None:
     for name in BOOK_FILES:
         p = src / name
         if p.is_dir():
-            shutil.copytree(p, dest / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("_generated", "_build", "*.ipynb", "__pycache__"))
+            skip = ["_generated", "_build", "__pycache__", "solutions"] + (["*.ipynb"] if name != "course" else [])
+            shutil.copytree(p, dest / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*skip))
         elif p.is_file():
             shutil.copy2(p, dest / name)
 

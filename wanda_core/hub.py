@@ -79,9 +79,13 @@ def load_pretrained(name: str, dtype):
             if not isinstance(cached, str):
                 raise _offline_error("model", name)
         src = name
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
     cfg = AutoConfig.from_pretrained(src)
     archs = getattr(cfg, "architectures", None) or []
-    if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
+    causal = cfg.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not (
+        archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs))
+    if not causal:
         raise ValueError(f"{name!r} is not a causal language model (architectures {archs}); Wanda prunes decoder LMs")
     try:
         model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, attn_implementation="sdpa")

@@ -76,12 +76,21 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 
 def _lowest_k_per_row(score: torch.Tensor, k: int) -> torch.Tensor:
-    mask = torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    """True for the k lowest entries of each row; ties at the threshold go left to right, exactly
+    as a stable sort would choose (the official code's `torch.sort(..., stable=True)`), but via a
+    k-th value selection, which is about twice as fast as sorting on a CPU."""
+    n = score.shape[-1]
     if k <= 0:
-        return mask
-    idx = torch.sort(score, dim=-1, stable=True).indices[..., :k]
-    mask.scatter_(-1, idx, True)
-    return mask
+        return torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    if k >= n:
+        return torch.ones(score.shape, dtype=torch.bool, device=score.device)
+    kth = torch.kthvalue(score, k, dim=-1, keepdim=True).values
+    mask = score < kth
+    tie = score == kth
+    need = k - mask.sum(-1, keepdim=True)
+    if bool((tie.sum(-1, keepdim=True) != need).any()):  # ties straddle the threshold in some row
+        tie &= torch.cumsum(tie, dim=-1) <= need
+    return mask | tie
 
 
 def structure_mask(score: torch.Tensor, sparsity: float, group: str, nm: tuple[int, int] | None) -> torch.Tensor:

