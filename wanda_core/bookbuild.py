@@ -79,7 +79,8 @@ def execute(nb: Path, profile: str, out_dir: Path, extra: dict | None = None) ->
 
 def html(root: Path, strict: bool = True) -> Path:
     """Render <root> with Jupyter Book (warnings are errors)."""
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(root)]
+    exe = Path(sys.executable).with_name("jupyter-book")  # jupyter_book 1.x has no __main__
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--path-output", str(root)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")

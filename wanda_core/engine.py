@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import RunConfig
 from .masks import alpha_mask, check_nm, structure_mask

@@ -11,7 +11,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 @torch.no_grad()

@@ -94,9 +94,10 @@ class PeakMemory:
     def __enter__(self):
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
         else:
             self._stop = threading.Event()
-            self.peak = self._rss()
+            self.peak = self.start = self._rss()
 
             def sample():
                 while not self._stop.wait(0.05):
@@ -118,10 +119,26 @@ class PeakMemory:
     def mb(self) -> float:
         return round(self.peak / 2**20, 1)
 
+    @property
+    def increase_mb(self) -> float:
+        """Peak above what was held at the start (the model itself is held before)."""
+        return round((self.peak - self.start) / 2**20, 1)
+
+
+def _ppl_key(cfg, ds) -> str:
+    return f"{ds}|{cfg.seqlen}|{cfg.eval_windows or 'all'}"
+
 
 def _ppl_done(rec, cfg, ds) -> bool:
-    r = (rec or {}).get("results", {}).get("ppl", {}).get(ds)
-    return bool(r) and r.get("seqlen") == cfg.seqlen and r.get("max_windows") == cfg.eval_windows
+    return _ppl_key(cfg, ds) in (rec or {}).get("results", {}).get("ppl_all", {})
+
+
+def _view(rec, cfg):
+    """The record as `cfg` asks for it: results.ppl[dataset] is the evaluation with cfg's windows
+    (a record keeps every evaluation made of its pruned weights in results.ppl_all)."""
+    allp = rec["results"].get("ppl_all", {})
+    rec["results"]["ppl"] = {ds: allp[_ppl_key(cfg, ds)] for ds in cfg.eval if _ppl_key(cfg, ds) in allp}
+    return rec
 
 
 def _tasks_done(rec, cfg) -> bool:
@@ -148,7 +165,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     if rec is not None and rec.get("record_version") != RECORD_VERSION:
         rec = None
     if is_complete(rec, cfg) and save_model is None:
-        return rec
+        return _view(rec, cfg)
     if cfg.tasks:
         from .zeroshot import check_tasks
 
@@ -171,7 +188,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         "prune_fields": cfg.prune_fields(),
         "custom_score": _score_identity(score_fn),
         "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen},
-        "results": dict(prev["results"]) if prev else {"ppl": {}},
+        "results": dict(prev["results"]) if prev else {"ppl": {}, "ppl_all": {}},
     }
     with PeakMemory(cfg.device) as mem:
         if prev and weights_path.is_file():
@@ -201,7 +218,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
             from .evaluate import perplexity
 
             ppl = perplexity(model, windows, cfg.batch_size, progress)
-            new["results"]["ppl"][ds] = {"ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
+            new["results"]["ppl_all"][_ppl_key(cfg, ds)] = {"dataset": ds, "ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
                                          "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos,
                                          "seconds": time.perf_counter() - t}
             log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
@@ -217,8 +234,12 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         save_pruned(model, tok, save_model)
         new["saved_model"] = str(save_model)
     new["seconds"] = {"prune": new.get("prune", {}).get("seconds", {}).get("total"), "eval": eval_seconds}
-    new["peak_memory_mb"] = max(mem.mb, (prev or {}).get("peak_memory_mb", 0))
+    # process peak (CPU: resident set, includes the model and runtime; CUDA: allocated) and the
+    # increase over the start of this run (calibration activations, statistics, evaluation)
+    new["peak_memory_mb"] = mem.mb
+    new["peak_memory_increase_mb"] = mem.increase_mb
     new["provenance"] = provenance(cfg.device)
+    _view(new, cfg)
     atomic_write_json(path, new)
     return read_json(path)  # the same JSON types a later reuse returns (lists, not tuples)
 
@@ -234,10 +255,10 @@ def save_pruned(model, tok, out_dir: str | os.PathLike) -> None:
 def run_many(configs: Iterable[RunConfig], runs_dir: str | os.PathLike = "runs", desc: str = "runs",
              **kw) -> list[dict[str, Any]]:
     """`run` over several configurations, validated all first (so a typo fails before hours of work)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     configs = [c.validate() for c in configs]
-    return [run(c, runs_dir, **kw) for c in tqdm(configs, desc=desc)]
+    return [run(c, runs_dir, **kw) for c in tqdm(configs, desc=desc, disable=not kw.get("progress", True))]
 
 
 def dense_then(cfg: RunConfig) -> RunConfig:

@@ -644,7 +644,7 @@ def _err(e: BaseException) -> str:
 
 def _progress(total: int, enabled: bool):
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # progress is a convenience; the measurement does not need it
         return type("NoBar", (), {"update": lambda self, n=1: None, "close": lambda self: None})()
     return tqdm(total=total, desc="2:4 speed-up", disable=not enabled)
