@@ -144,6 +144,19 @@ def test_offline_suite_uses_test_text_only(suite):
     assert {ex["label"] for ex in suite["wiki_nextsent"]} == {0, 1, 2, 3}
 
 
+# --- the paper's splits --------------------------------------------------------------------------
+PAPER_SPLIT = {"boolq": "validation", "rte": "validation", "hellaswag": "validation", "winogrande": "validation",
+               "arc_easy": "test", "arc_challenge": "test", "openbookqa": "test"}
+
+
+def test_paper_tasks_evaluate_the_papers_splits(tmp_path):
+    loaded = zs._load_tasks(zs.PAPER_TASKS, write_tasks(tmp_path).resolve())
+    for name, task in loaded["tasks"].items():
+        docs = task.eval_docs  # what lm-eval will score
+        assert (task.config.test_split or task.config.validation_split) == PAPER_SPLIT[name]
+        assert task.config.num_fewshot == 0 and len(docs) == len(LOCAL[name])
+
+
 # --- the oracle proves the scoring path ---------------------------------------------------------
 def test_oracle_scores_one_and_inverse_zero(tmp_path, monkeypatch):
     write_tasks(tmp_path / "tasks")

@@ -152,7 +152,9 @@ def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, sco
         Wn, mask = sparsegpt_prune(W, stats.hessian, cfg.target_sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
                                    mask_mode="score", score_fn=block_score)
     else:
-        s = check_score_output(score(W.float(), stats if stats is not None else LayerStats()), W, "score")
+        # a plugged-in score gets a copy: an in-place edit of W must not alter the model silently
+        Wf = W.detach().float().clone() if score_fn is not None else W.float()
+        s = check_score_output(score(Wf, stats if stats is not None else LayerStats()), W, "score")
         if cfg.method == "wanda-alpha":
             mask, info["alpha"] = alpha_mask(s, cfg.target_sparsity)
         else:

@@ -87,13 +87,12 @@ def sparsegpt_prune(
                 else:
                     s = W1[:, i : i + m] ** 2 / d[i : i + m].reshape(1, -1) ** 2
                 mask1[:, i : i + m] = nm_mask(s, *nm)
-            w = W1[:, i]
-            q = w.clone()
-            q[mask1[:, i]] = 0
-            err = (w - q) / d[i]
-            W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
-            W1[:, i] = q
+            # the error of zeroing the masked weights of column i, spread over the later columns;
+            # this also leaves column i at exactly its pruned value w * (1 - mask) (up to rounding)
+            err = W1[:, i] * mask1[:, i] / d[i]
+            W1[:, i:].addr_(err, Hinv1[i, i:], alpha=-1)
             Err1[:, i] = err
+        W1[mask1] = 0
         W[:, b0:b1] = W1
         mask[:, b0:b1] = mask1
         W[:, b1:] -= Err1 @ Hinv[b0:b1, b1:]
