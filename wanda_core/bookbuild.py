@@ -94,6 +94,7 @@ def html(root: Path, strict: bool = True) -> Path:
 def copy_book_sources(dest: Path) -> None:
     """The book's non-notebook sources into `dest` (for a throw-away build in tests)."""
     src = repo_root()
+    dest.mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         p = src / name
         if p.is_dir():
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-strict", action="store_true", help="do not treat build warnings as errors")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # our own line per notebook is enough
     root = Path(a.root).resolve() if a.root else repo_root()
     if root != repo_root():
         copy_book_sources(root)
