@@ -32,7 +32,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="evaluate on at most N windows (quick runs; recorded). Default: the whole split")
     p.add_argument("--seqlen", type=int, default=512, help="tokens per calibration/evaluation window (default: %(default)s)")
     p.add_argument("--tasks", nargs="*", default=[], metavar="TASK",
-                   help="zero-shot tasks through lm-eval (e.g. wiki_lastword wiki_nextsent, or the paper's boolq rte ...)")
+                   help="zero-shot tasks through lm-eval: the offline proxies wiki_lastword wiki_nextsent, the paper's "
+                        "boolq rte hellaswag winogrande arc_easy arc_challenge openbookqa (hub or --task-dir), "
+                        "mmlu (5-shot), or 'paper' for the paper's seven")
     p.add_argument("--task-dir", default=None, help="directory of local JSONL task files instead of the hub")
     p.add_argument("--task-limit", type=int, default=None, help="at most this many examples per task")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
@@ -103,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(Path(a.record).read_text())
         print(summary(rec))
         return 0
+    if "paper" in a.tasks:
+        from .zeroshot import PAPER_TASKS
+
+        a.tasks = [t for t in a.tasks if t != "paper"] + list(PAPER_TASKS)
     common = dict(model=a.model, eval=tuple(a.eval), eval_windows=a.eval_windows, seqlen=a.seqlen,
                   tasks=tuple(a.tasks), task_dir=a.task_dir, task_limit=a.task_limit, device=a.device,
                   dtype=a.dtype, batch_size=a.batch_size)

@@ -175,6 +175,10 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
 
     `score_fn` (W, stats) -> score plugs in a custom score (overrides cfg.score)."""
     cfg.validate()
+    if score_fn is not None and cfg.method == "sparsegpt":
+        raise ValueError("a custom score chooses the mask of magnitude/wanda; sparsegpt chooses with its own OBS "
+                         "criterion. For a custom score with SparseGPT's update use method='wanda' and "
+                         "weight_update='sequential' or 'iterative'")
     check_model_for(cfg, model)
     t_start = time.perf_counter()
     device = next(model.parameters()).device

@@ -65,6 +65,9 @@ def _score_identity(score_fn: Callable | None) -> dict[str, str] | None:
         src = inspect.getsource(score_fn)
     except (OSError, TypeError):
         src = repr(score_fn)
+    # values a closure captured or defaults it carries change the function without changing its source
+    cells = [repr(c.cell_contents) for c in (getattr(score_fn, "__closure__", None) or ())]
+    src += repr(cells) + repr(getattr(score_fn, "__defaults__", None))
     return {"name": getattr(score_fn, "__name__", repr(score_fn)), "source_sha": hashlib.sha256(src.encode()).hexdigest()[:12]}
 
 
