@@ -31,12 +31,9 @@ DATA_LABEL = {"wiki": "embedded Wikipedia lead sections (test split)", "wikitext
 # --- records ---------------------------------------------------------------------------------
 def stored(cfg, runs_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The finished record for `cfg` in `runs_dir` (found by its hash), or None. Never runs anything."""
-    from .runner import record_id
+    from .runner import load_record
 
-    rec = read_json(Path(runs_dir) / f"{record_id(cfg.validate())}.json")
-    if rec is None or rec.get("status") != "complete" or rec.get("record_version") != RECORD_VERSION:
-        return None
-    return rec
+    return load_record(cfg.validate(), runs_dir)
 
 
 def has(rec: dict[str, Any] | None, need: str = "ppl", dataset: str | None = None) -> bool:

@@ -28,6 +28,7 @@ import torch
 
 from . import data, engine, models
 from .config import RunConfig
+from .evaluate import perplexity
 from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance, read_json
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,14 @@ class PeakMemory:
         return round((self.peak - self.start) / 2**20, 1)
 
 
+def load_record(cfg: RunConfig, runs_dir: str | os.PathLike, score_fn: Callable | None = None) -> dict | None:
+    """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial or outdated)."""
+    rec = read_json(Path(runs_dir) / f"{record_id(cfg, score_fn)}.json")
+    if rec is None or rec.get("status") != "complete" or rec.get("record_version") != RECORD_VERSION:
+        return None
+    return rec
+
+
 def _ppl_key(cfg, ds) -> str:
     return f"{ds}|{cfg.seqlen}|{cfg.eval_windows or 'all'}"
 
@@ -164,9 +173,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     runs_dir = Path(runs_dir)
     rid = record_id(cfg, score_fn)
     path = runs_dir / f"{rid}.json"
-    rec = None if force else read_json(path)
-    if rec is not None and rec.get("record_version") != RECORD_VERSION:
-        rec = None
+    rec = None if force else load_record(cfg, runs_dir, score_fn)
     if is_complete(rec, cfg) and save_model is None:
         return _view(rec, cfg)
     if cfg.tasks:
@@ -182,7 +189,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
                  if not _ppl_done(rec, cfg, ds)}
 
     weights_path = runs_dir / "weights" / f"{rid}.pt"
-    prev = rec if rec and rec.get("status") == "complete" else None
+    prev = rec  # load_record returns only finished records
     new = {
         "id": rid,
         "status": "complete",
@@ -218,8 +225,6 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         t_eval = time.perf_counter()
         for ds, windows in eval_sets.items():
             t = time.perf_counter()
-            from .evaluate import perplexity
-
             ppl = perplexity(model, windows, cfg.batch_size, progress)
             new["results"]["ppl_all"][_ppl_key(cfg, ds)] = {"dataset": ds, "ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
                                          "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos,
