@@ -1,6 +1,7 @@
-"""The course kit: the grading module on right and wrong answers, the solution notebooks passing
-every check in the smoke profile, and the blank student notebooks running to the end with
-actionable failures and no traceback."""
+"""The course kit: the grading package on right and wrong answers, the student notebooks generated
+from the solutions by their markers, the solution notebooks passing every check in the smoke
+profile, and the generated blank student notebooks running to the end with actionable failures
+and no traceback."""
 import json
 import re
 from pathlib import Path
@@ -9,13 +10,14 @@ import pytest
 import torch
 
 from wanda_core import grading as G
-from wanda_core import masks, scores
+from wanda_core import coursekit, masks, scores
 from wanda_core.config import RunConfig
 from wanda_core.profiles import repo_root
 from wanda_core.scores import LayerStats
 
 ROOT = repo_root()
 COURSE = ROOT / "course"
+SOLUTIONS = COURSE / "solutions"
 NOTEBOOKS = ["assignment1_scores_masks", "assignment2_prune_model", "assignment3_investigation"]
 CHECKS = {  # the checks each solution notebook must pass
     "assignment1_scores_masks": {"by_hand", "magnitude_score", "wanda_score", "row_mask", "nm_mask"},
@@ -235,38 +237,98 @@ def test_grading_log_and_summary(tmp_path, monkeypatch, capsys):
         G.summary(strict=True)
 
 
-# --- (b), (c) the notebooks, executed in the smoke profile ------------------------------------
-def test_notebooks_are_clean_and_paired():
+# --- (b) student versions generated from the solutions ---------------------------------------
+def test_student_version_replaces_only_the_marked_lines():
+    before = "---\nheader: x\n---\n\n# Title\n\n```{code-cell} ipython3\ndef f(x):\n    \"\"\"Doc.\"\"\"\n"
+    middle = "\n\ny = 1  # kept\n```\n\nSome prose.\n"
+    after = "\nMore prose.\n"
+    text = (before
+            + "    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n"
+            + middle
+            + "% BEGIN SOLUTION\n*Model answer:* 42.\n% STUDENT VERSION\n% *Your answer:* YOUR ANSWER HERE\n%\n% END SOLUTION\n"
+            + "% BEGIN SOLUTION\nA note for instructors.\n% END SOLUTION\n"
+            + after)
+    student = coursekit.student_version(text)
+    assert student == (before
+                       + "    # YOUR CODE HERE\n    raise NotImplementedError\n"
+                       + middle
+                       + "*Your answer:* YOUR ANSWER HERE\n\n"
+                       + after)
+    assert "return x + 1" not in student and "42" not in student and "instructors" not in student
+    assert coursekit.student_version(before + middle) == before + middle  # no markers: unchanged
+
+
+@pytest.mark.parametrize("text, error", [
+    ("# BEGIN SOLUTION\nx = 1\n", "BEGIN SOLUTION at line 1 is never closed"),
+    ("x = 1\n# END SOLUTION\n", "line 2: END SOLUTION without a BEGIN SOLUTION"),
+    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n", "line 2: BEGIN SOLUTION inside the block opened at line 1"),
+    ("    # BEGIN SOLUTION\n    x = 1\n# END SOLUTION\n", "line 3: END SOLUTION is not aligned"),
+    ("# BEGIN SOLUTION\nx = 1\n# STUDENT VERSION\nx = None\n# END SOLUTION\n", "line 4: a STUDENT VERSION line must start with '# '"),
+])
+def test_student_version_refuses_broken_markers(text, error):
+    with pytest.raises(ValueError, match=re.escape(error)):
+        coursekit.student_version(text)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The student notebooks and the solutions as .ipynb, written by the command the book uses."""
+    dest = tmp_path_factory.mktemp("course-notebooks")
+    coursekit.main([str(dest), "--solutions"])
+    return dest
+
+
+def test_solutions_are_text_and_no_student_notebook_is_kept():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "course"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = set(tracked.stdout.split())
+    assert files == {"course/instructors.md", "course/extending.md"} | {f"course/solutions/{n}.md" for n in NOTEBOOKS}
+    for name in NOTEBOOKS:
+        assert (SOLUTIONS / f"{name}.md").read_text().startswith(
+            "---\njupytext:\n  text_representation: {extension: .md, format_name: myst}\n")
+
+
+def test_generated_notebooks_are_clean_and_paired(generated):
     import nbformat
 
+    assert sorted(p.stem for p in generated.glob("*.ipynb")) == NOTEBOOKS
     for name in NOTEBOOKS:
-        student = nbformat.read(COURSE / f"{name}.ipynb", as_version=4)
-        solution = nbformat.read(COURSE / "solutions" / f"{name}.ipynb", as_version=4)
+        student = nbformat.read(generated / f"{name}.ipynb", as_version=4)
+        solution = nbformat.read(generated / "solutions" / f"{name}.ipynb", as_version=4)
         for nb in (student, solution):
             nbformat.validate(nb)
             code = [c for c in nb.cells if c.cell_type == "code"]
             assert all(not c.outputs and c.execution_count is None for c in code), f"{name}: outputs saved"
             params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
             assert len(params) == 1 and 'profile = "default"' in params[0].source
+        text = "\n".join(c.source for c in student.cells)
+        assert "SOLUTION" not in text and "STUDENT VERSION" not in text and "Model answer" not in text, name
         starters = [c.source for c in student.cells if c.cell_type == "code" and "# YOUR CODE HERE" in c.source]
         assert starters, name
-        assert not any("# YOUR CODE HERE" in c.source for c in solution.cells if c.cell_type == "code"), name
         assert all("raise NotImplementedError" in s for s in starters if "def " in s)
+        # the same notebook apart from the solution blocks: cell for cell, the same kinds and tags
+        assert [(c.cell_type, c.metadata.get("tags")) for c in student.cells] == \
+            [(c.cell_type, c.metadata.get("tags")) for c in solution.cells]
 
 
+# --- (c) the notebooks, executed in the smoke profile -----------------------------------------
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".*\", line \d+", re.M)
 
 
-def _execute(name, folder, tmp_path, runs_dir, monkeypatch):
+def _execute(notebook, tmp_path, runs_dir, monkeypatch):
     import nbformat
     import papermill as pm
 
+    name = notebook.stem
     log = tmp_path / f"{name}.grading.jsonl"
     monkeypatch.setenv("WANDA_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("WANDA_GRADING_LOG", str(log))
     out = tmp_path / f"{name}.ipynb"
-    pm.execute_notebook(str(folder / f"{name}.ipynb"), str(out), parameters={"profile": "smoke"},
-                        cwd=str(folder), kernel_name="python3", progress_bar=False, log_output=False)
+    pm.execute_notebook(str(notebook), str(out), parameters={"profile": "smoke"},
+                        cwd=str(COURSE), kernel_name="python3", progress_bar=False, log_output=False)
     nb = nbformat.read(out, as_version=4)
     texts = []
     for cell in nb.cells:
@@ -283,8 +345,8 @@ def runs_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_solution_notebook_passes_every_check(name, tmp_path, runs_dir, monkeypatch):
-    lines, _ = _execute(name, COURSE / "solutions", tmp_path, runs_dir, monkeypatch)
+def test_solution_notebook_passes_every_check(name, generated, tmp_path, runs_dir, monkeypatch):
+    lines, _ = _execute(generated / "solutions" / f"{name}.ipynb", tmp_path, runs_dir, monkeypatch)
     checks = {x["check"]: x for x in lines if x["check"] != "summary"}
     assert set(checks) == CHECKS[name]
     failing = {k: v["messages"] for k, v in checks.items() if not v["passed"]}
@@ -294,8 +356,8 @@ def test_solution_notebook_passes_every_check(name, tmp_path, runs_dir, monkeypa
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_blank_student_notebook_runs_and_says_what_to_do(name, tmp_path, runs_dir, monkeypatch):
-    lines, text = _execute(name, COURSE, tmp_path, runs_dir, monkeypatch)
+def test_blank_student_notebook_runs_and_says_what_to_do(name, generated, tmp_path, runs_dir, monkeypatch):
+    lines, text = _execute(generated / f"{name}.ipynb", tmp_path, runs_dir, monkeypatch)
     checks = {x["check"]: x for x in lines if x["check"] != "summary"}
     assert set(checks) == CHECKS[name]
     for check, x in checks.items():

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import coursekit
 from .profiles import load_profile, repo_root
 
 log = logging.getLogger("wanda_core.bookbuild")
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             execute(nb, a.profile, out_dir)
         log.info("executed %d notebooks in %.0f s", len(todo), time.time() - t0)
     if a.action in ("all", "html"):
+        coursekit.write_student_versions(root / "course")  # the course part shows the generated student notebooks
         out = html(root, strict=not a.no_strict)
         log.info("book: %s", out / "index.html")
 
