@@ -15,7 +15,7 @@ Without a STUDENT VERSION part, a code block becomes the starter `# YOUR CODE HE
 Everything outside the markers is copied byte for byte.
 
     python -m wanda_core.coursekit course/               # the three student notebooks (.ipynb)
-    python -m wanda_core.coursekit out/ --solutions      # and the solutions as .ipynb, in out/solutions/
+    python -m wanda_core.coursekit course/ --solutions   # and the solutions as .ipynb, in course/solutions/
 """
 from __future__ import annotations
 
