@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..profiles import repo_root
 from ..speedup.read import load_provenance, load_results, speedup_table
-from ..speedup.sparse24 import LAYER_GROUPS
+from ..speedup.sparse24 import LAYER_GROUPS, LLAMA_DIMS
 from ..speedup.timing import PREFILL_TOKENS
 from .timing import paper_rows
 
@@ -31,9 +31,11 @@ KEYS = ["model", "dtype", "backend", "mode"]
 
 def _blocks(layers: pd.DataFrame) -> pd.DataFrame:
     """All linears of one block: the times of each layer group weighted by how many layers share it."""
-    n = layers["layer"].map({g: len(t) for g, t in LAYER_GROUPS.items()})
+    if layers.empty:
+        return pd.DataFrame(columns=KEYS + ["dense_ms", "sparse_ms", "speedup"])
+    n = layers["layer"].astype(str).map({g: len(t) for g, t in LAYER_GROUPS.items()}).astype(float)
     t = layers.assign(dense=layers["dense_ms"] * n, sparse=layers["sparse_ms"] * n, groups=1)
-    g = t.groupby(KEYS, as_index=False)[["dense", "sparse", "groups"]].sum()
+    g = t.groupby(KEYS, as_index=False, observed=True)[["dense", "sparse", "groups"]].sum()
     g = g[g["groups"] == len(LAYER_GROUPS)]  # only where every layer type was timed
     return g.assign(speedup=g["dense"] / g["sparse"]).rename(
         columns={"dense": "dense_ms", "sparse": "sparse_ms"}).drop(columns="groups")
@@ -43,6 +45,9 @@ def speedup(results: str | Path | None = None, tokens: int = PREFILL_TOKENS) -> 
     """Every table of chapter 10 (see the module docstring), from results/speedup/ or `results`."""
     rdir = Path(results) if results is not None else repo_root() / "results" / "speedup"
     df = load_results(rdir)
+    if not df.empty:  # model sizes in size order (7B first), not alphabetical
+        df["model"] = pd.Categorical(df["model"], categories=[m for m in LLAMA_DIMS if m in set(df["model"])]
+                                     + sorted(set(df["model"]) - set(LLAMA_DIMS)))
     lin, stack = speedup_table(df, "linear"), speedup_table(df, "decoder_stack")
     layers = lin[lin["tokens"] == tokens][KEYS[:1] + ["layer"] + KEYS[1:] + ["dense_ms", "sparse_ms", "speedup"]]
     errors = (df[df["error"].notna()].groupby(["family", "backend", "error"]).size()

@@ -15,6 +15,7 @@ GPU frames are empty (with their columns) when no record has been committed.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +43,13 @@ def configs(P) -> dict:
 
 def cpu_runs(P) -> pd.DataFrame:
     """One row per method: the engine's seconds per phase, total, peak memory and where measured."""
-    from ..runner import run_many
+    with warnings.catch_warnings():  # tqdm.auto's "IProgress not found" in a notebook kernel: not news
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from ..runner import run_many
 
+        records = run_many(configs(P).values(), P.runs_dir, progress=False)
     rows = []
-    for m, rec in zip(METHODS, run_many(configs(P).values(), P.runs_dir, progress=False)):
+    for m, rec in zip(METHODS, records):
         s, dev = rec["prune"]["seconds"], rec["provenance"]["device"]
         rows.append(dict(method=m, model=rec["model"]["name"], **{p: s.get(p, 0.0) for p in PHASES},
                          other=max(s["total"] - sum(s.get(p, 0.0) for p in PHASES), 0.0), total=s["total"],
