@@ -116,11 +116,12 @@ def _sync(device: str) -> None:
 
 
 def prune_timed(model: nn.Module, cfg: RunConfig, windows: torch.Tensor, budget: Budget, n_blocks: int,
-                seed: int = 0) -> dict[str, Any]:
-    """Prune the first `n_blocks` blocks of `model` from fresh random weights; the engine's seconds,
-    peak device memory, or the error (out of time, out of memory)."""
+                seed: int = 0, refill: bool = True) -> dict[str, Any]:
+    """Prune the first `n_blocks` blocks of `model` (from fresh random weights drawn on the device if
+    `refill`); the engine's seconds, peak device memory, or the error (out of time, out of memory)."""
     full = _keep_blocks(model, n_blocks)
-    fill_random_(model, seed)
+    if refill:
+        fill_random_(model, seed, gen_device=cfg.device)
     dev = cfg.device
     _sync(dev)
     if dev.startswith("cuda"):
@@ -259,7 +260,7 @@ def offload(out: str | Path, shape: str = "30B", cap_gib: float = 24.0, nsamples
     else:
         cfg = RunConfig(model=f"random-llama-{shape}", method=method, sparsity=0.5, nsamples=nsamples, seqlen=seqlen,
                         dtype=settings["dtype"], device=device, batch_size=8, offload=True)
-        run = prune_timed(model, cfg, windows, budget, SHAPES[shape][3], seed)
+        run = prune_timed(model, cfg, windows, budget, SHAPES[shape][3], seed, refill=False)  # freshly built
         rec["runs"].append({**run, "offload": True, "phase": "model"})
     rec.update(complete=True, wall_s=round(budget.elapsed(), 1))
     return atomic_write_json(path, rec)
