@@ -8,13 +8,15 @@ PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: book test notebook speedup screenshots benchmark clean venv help
+.PHONY: book test notebook speedup gpu gpu-rehearse screenshots benchmark clean venv help
 
 help:
 	@echo "make book [PROFILE=smoke|default|paper]   execute every notebook, render the HTML book"
 	@echo "make test                                 the offline test suite (also runs every notebook in the smoke profile)"
 	@echo "make notebook NB=02_unstructured          execute one chapter (PROFILE as above)"
 	@echo "make speedup                              measure 2:4 speed-ups on an NVIDIA GPU"
+	@echo "make gpu                                  every GPU measurement (2:4, pruning time at 7B, 30B offload), <= 9 min"
+	@echo "make gpu-rehearse                         the same on the CPU with tiny shapes (checks every code path)"
 	@echo "make benchmark                            wall time / memory of the pruning methods, side by side"
 	@echo "make screenshots                          screenshot the built book's pages with headless Chromium"
 
@@ -44,6 +46,13 @@ test: venv
 
 speedup: venv
 	bash benchmarks/speedup_gpu.sh
+
+# no venv: the GPU machine has torch/transformers/pandas but no PyPI; the script sets PYTHONPATH
+gpu:
+	bash benchmarks/gpu_all.sh
+
+gpu-rehearse: venv
+	GPU_REHEARSAL=1 PYTHON=$(PY) bash benchmarks/gpu_all.sh
 
 benchmark: venv
 	$(PY) benchmarks/prune_speed.py
