@@ -64,6 +64,8 @@ def _go_offline() -> None:
 
 def configure_env() -> None:
     """Quiet defaults for the HF libraries (no network involved; safe at import)."""
+    # datasets pings S3 to count every load of its packaged builders (json: our local task files)
+    os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
