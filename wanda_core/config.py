@@ -5,7 +5,8 @@
 
 Methods (the paper's names, plus its ablations):
   dense        no pruning (the baseline row)
-  magnitude    |W|, one threshold per layer (comparison group "layer"), no calibration data
+  magnitude    |W|, one threshold per layer (comparison group "layer"), no calibration data; as the
+               official code, every weight at or below the threshold goes (`mask_rule`)
   wanda        |W| * ||X||, per output row (group "row")
   sparsegpt    SparseGPT: OBS weight update, its own w^2/[H^-1]^2 mask chosen block by block
   wanda-alpha  the official code's `--use_variant`: per-row masks keeping a fraction alpha of each
@@ -111,9 +112,9 @@ class RunConfig:
 
     @property
     def mask_rule(self) -> str:
-        """"threshold" for the paper's magnitude baseline: the official prune_magnitude removes every
-        weight with |W| <= the layer's threshold, so ties can push it past the target sparsity;
-        "exact" (int(size * sparsity) weights per comparison group) for every other mask."""
+        """How the mask meets the sparsity. "threshold" for the paper's magnitude baseline: the official
+        prune_magnitude removes every weight with |W| <= the layer's threshold, so ties can push it
+        past the target; "exact" (int(size * sparsity) weights per comparison group) otherwise."""
         if (self.method == "magnitude" and self.effective_score == "magnitude" and self.effective_group == "layer"
                 and self.nm is None and self.weight_update != "iterative"):
             return "threshold"
