@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wanda_core.masks import alpha_mask, nm_mask, unstructured_mask
+from wanda_core.config import RunConfig
+from wanda_core.masks import alpha_mask, nm_mask, structure_mask, threshold_mask, unstructured_mask
 from wanda_core.scores import LayerStats, magnitude, wanda
 
 
@@ -86,6 +87,51 @@ def test_wanda_equals_brute_force_formula():
         for j in range(10):
             brute[i, j] = abs(W[i, j]) * torch.sqrt(sum(X[t, j] ** 2 for t in range(50)) / 50)
     assert torch.allclose(wanda(W, stats), brute, rtol=1e-5)
+
+
+def test_magnitude_threshold_rule_by_hand():
+    # The official prune_magnitude: thresh = sort(|W|)[int(numel * 0.5)], prune every |W| <= thresh.
+    # One 2x4 layer with ties: sorted |W| = [0.5, 1, 2, 2, 2, 3, 4, 5]; int(8 * 0.5) = 4 -> thresh 2,
+    # so 0.5, 1 and all three 2s go: 5 of 8 (62.5%), where exact counts remove 4 (the first two 2s).
+    s = torch.tensor([[3.0, 1.0, 2.0, 2.0], [5.0, 2.0, 4.0, 0.5]])
+    official = [[False, True, True, True], [False, True, False, True]]
+    assert threshold_mask(s, 0.5).tolist() == official
+    assert structure_mask(s, 0.5, "layer", None, rule="threshold").tolist() == official
+    assert unstructured_mask(s, 0.5, "layer").tolist() == [[False, True, True, True], [False, False, False, True]]
+    # no ties: the threshold itself is the (k+1)-th smallest and is pruned too: 3 of 4 at 50%
+    assert threshold_mask(torch.tensor([[4.0, 1.0, 3.0, 2.0]]), 0.5).tolist() == [[False, True, True, True]]
+    assert not threshold_mask(s, 0.0).any()  # ratio 0: the official main.py does not prune
+    with pytest.raises(ValueError, match="one threshold per layer"):
+        structure_mask(s, 0.5, "row", None, rule="threshold")
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 12), sparsity=st.floats(0.01, 0.99), seed=st.integers(0, 10_000))
+def test_threshold_rule_equals_the_official_expression(rows, cols, sparsity, seed):
+    W = torch.randint(-3, 4, (rows, cols), generator=torch.Generator().manual_seed(seed)).float()  # many ties
+    metric = W.abs()
+    thresh = torch.sort(metric.flatten())[0][int(W.numel() * sparsity)]
+    assert torch.equal(threshold_mask(metric, sparsity), metric <= thresh)
+
+
+def test_mask_rule_only_for_the_paper_magnitude_baseline():
+    assert RunConfig(method="magnitude").mask_rule == "threshold"
+    assert RunConfig(method="magnitude", weight_update="sequential").mask_rule == "threshold"  # ablate_mag_seq
+    for cfg in (RunConfig(method="magnitude", group="row"), RunConfig(method="magnitude", structure="2:4"),
+                RunConfig(method="magnitude", weight_update="iterative"), RunConfig(method="wanda", group="layer"),
+                RunConfig(method="wanda", score="magnitude", group="layer"), RunConfig(method="sparsegpt")):
+        assert cfg.mask_rule == "exact", cfg
+
+
+def test_alpha_mask_by_hand():
+    # row 0: scores 5 1 3 2 (total 11; sorted cumulative sums 1 3 6 11)
+    # row 1: scores 1 1.5 2 100 (total 104.5; cumulative 1 2.5 4.5 104.5)
+    # alpha 0.4: removes 2 + 3 = 5 of 8 (> 0.5), so bisect down to 0.2: row 0 removes the sums
+    # within 2.2 (just the 1), row 1 those within 20.9 (1, 1.5, 2): 4 of 8 = the target.
+    s = torch.tensor([[5.0, 1.0, 3.0, 2.0], [1.0, 1.5, 2.0, 100.0]])
+    mask, alpha = alpha_mask(s, 0.5)
+    assert alpha == pytest.approx(0.2)
+    assert mask.tolist() == [[False, True, False, False], [True, True, True, False]]
 
 
 def test_alpha_variant_reaches_target():

@@ -57,3 +57,30 @@ def test_dead_inputs_are_zeroed_not_nan():
     H[3, :] = 0
     Wp, _ = sparsegpt_prune(W, H, 0.5, blocksize=16)
     assert torch.isfinite(Wp).all() and (Wp[:, 3] == 0).all()
+
+
+def test_update_by_hand_in_closed_form():
+    # H = [[4, 2, 1], [2, 3, 1], [1, 1, 2]], no dampening, W rows all [1, 2, 3], a fixed mask per row.
+    # Removing weights with only the columns to their right free to move, the update is the least-
+    # squares optimum ||X(w - w')||^2 over those columns:
+    #   prune cols 0,1: w2' = w2 + (H20 w0 + H21 w1) / H22 = 3 + (1 + 2) / 2           = 4.5
+    #   prune col 0:    [w1', w2'] = [w1, w2] + w0 H[1:,1:]^-1 H[1:,0]
+    #                   = [2, 3] + 1/5 [[2, -1], [-1, 3]] [2, 1] = [2 + 3/5, 3 + 1/5]   = [2.6, 3.2]
+    #   prune col 1:    col 0 is left of it (kept as is); w2' = w2 + w1 H21 / H22 = 3 + 2/2 = 4
+    H = torch.tensor([[4.0, 2.0, 1.0], [2.0, 3.0, 1.0], [1.0, 1.0, 2.0]])
+    W = torch.tensor([[1.0, 2.0, 3.0]] * 3)
+    mask = torch.tensor([[True, True, False], [True, False, False], [False, True, False]])
+    expected = torch.tensor([[0.0, 0.0, 4.5], [0.0, 2.6, 3.2], [1.0, 0.0, 4.0]])
+    for blocksize in (1, 2, 3):
+        Wu, m = sparsegpt_prune(W, H, mask_mode="fixed", fixed_mask=mask, blocksize=blocksize, percdamp=0.0)
+        assert torch.equal(m, mask)
+        assert torch.allclose(Wu, expected, atol=1e-5), (blocksize, Wu)
+
+
+def test_fixed_mask_update_does_not_depend_on_blocksize():
+    W, X, H = _layer(5)
+    mask = unstructured_mask(magnitude(W), 0.5, "row")
+    outs = [sparsegpt_prune(W, H, mask_mode="fixed", fixed_mask=mask, blocksize=b)[0] for b in (1, 8, 16, 64)]
+    for o in outs[1:]:
+        assert torch.allclose(o, outs[0], atol=1e-4)
+    assert not torch.allclose(outs[0], W.masked_fill(mask, 0), atol=1e-2)  # the update did change the kept weights

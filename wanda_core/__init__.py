@@ -7,9 +7,9 @@ ablations), evaluation and run records, for the Wanda reproduction book.
 
 Command line: `python -m wanda_core --help`.
 """
-from .hub import configure_offline as _configure_offline
+from .hub import configure_env as _configure_env
 
-_configure_offline()  # before any Hugging Face import: offline, fail fast instead of retrying
+_configure_env()  # quiet HF defaults; no network here (the hub is probed when a hub path is first used)
 
 __version__ = "0.1.0"
 

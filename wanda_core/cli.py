@@ -3,9 +3,14 @@
     python -m wanda_core prune --method wanda --sparsity 0.5                  # embedded default
     python -m wanda_core prune --method sparsegpt --structure 2:4 --save-model out/
     python -m wanda_core prune --model meta-llama/Llama-2-7b-hf --calib c4 --eval wikitext2 \\
-        --nsamples 128 --seqlen 4096 --device cuda --dtype float16 --tasks boolq rte
+        --nsamples 128 --seqlen 4096 --device cuda --dtype float16 --tasks paper
     python -m wanda_core evaluate --model out/ --eval wiki --tasks wiki_lastword
     python -m wanda_core show runs/<id>.json
+
+The options are generated from RunConfig's fields (config.py): one flag per field, named after it
+(`eval_windows` -> `--eval-windows`), with its default, its trailing comment as help and its
+valid values; `evaluate` offers the fields that apply to a dense model. A tuple field takes
+several values, a bool field is a switch, an optional number also accepts `none`.
 
 Each run prints a one-line summary and the path of its record; a rerun with the same settings
 reuses the record (use --force to recompute).
@@ -13,70 +18,111 @@ reuses the record (use --force to recompute).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import types
+import typing
 from pathlib import Path
 
-from .config import METHODS, UPDATES, RunConfig
-from .masks import GROUPS
+from . import config
+from .config import RunConfig
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m",
-                   help="embedded name (smollm2-135m, gemma3-270m, tiny-llama, tiny-gpt-neox, tiny-opt), "
-                        "a local model directory, or a Hugging Face hub id (default: %(default)s)")
-    p.add_argument("--eval", nargs="+", default=["wiki"], metavar="SOURCE",
-                   help="perplexity datasets: wiki (embedded), wikitext2 (hub), or .txt/.jsonl files (default: wiki)")
-    p.add_argument("--eval-windows", type=int, default=None, metavar="N",
-                   help="evaluate on at most N windows (quick runs; recorded). Default: the whole split")
-    p.add_argument("--seqlen", type=int, default=512, help="tokens per calibration/evaluation window (default: %(default)s)")
-    p.add_argument("--tasks", nargs="*", default=[], metavar="TASK",
-                   help="zero-shot tasks through lm-eval: the offline proxies wiki_lastword wiki_nextsent, the paper's "
-                        "boolq rte hellaswag winogrande arc_easy arc_challenge openbookqa (hub or --task-dir), "
-                        "mmlu (5-shot), or 'paper' for the paper's seven")
-    p.add_argument("--task-dir", default=None, help="directory of local JSONL task files instead of the hub")
-    p.add_argument("--task-limit", type=int, default=None, help="at most this many examples per task")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (speed only; default: %(default)s)")
-    p.add_argument("--runs-dir", default="runs", help="where run records are written (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="recompute even if a finished record exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+def _none_or(tp):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else tp(text)
+
+    parse.__name__ = tp.__name__  # argparse names the type in its error messages
+    return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _key_value(text: str) -> tuple[str, typing.Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        return k, json.loads(v)
+    except json.JSONDecodeError:
+        return k, v
+
+
+def _show(default) -> str:
+    if isinstance(default, tuple):
+        return " ".join(map(str, default)) or "(none)"
+    return "none" if default is None else str(default)
+
+
+def _field_argument(f: dataclasses.Field, tp, help_text: str, choices: tuple | None) -> dict:
+    """argparse keywords for one RunConfig field, from its type, default and choices."""
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), tp) if optional else tp
+    kw: dict = {"default": default, "help": f"{help_text} (default: {_show(default)})".replace("%", "%%")}
+    if base is bool:
+        kw["action"] = argparse.BooleanOptionalAction if default else "store_true"
+    elif typing.get_origin(base) is tuple:
+        kw.update(nargs="*" if not default else "+", type=typing.get_args(base)[0], metavar=f.name.upper().rstrip("S"))
+    elif typing.get_origin(base) is dict:
+        kw.update(nargs="*", type=_key_value, metavar="KEY=VALUE")
+    elif typing.get_origin(base) is typing.Literal:
+        kw.update(type=type(typing.get_args(base)[0]))
+    else:
+        kw["type"] = _none_or(base) if optional and base in (int, float) else base
+    if choices is not None:
+        kw["choices"] = choices
+    return kw
+
+
+def add_config_arguments(p: argparse.ArgumentParser, names, config_cls=RunConfig) -> None:
+    """One option per field of `config_cls` in `names` (in declaration order)."""
+    hints = typing.get_type_hints(config_cls)
+    helps, choices = config.field_help(config_cls), config.field_choices(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if f.name in names:
+            valid = choices.get(f.name)
+            if f.name == "method":  # `evaluate` is the dense path
+                valid = tuple(m for m in valid if m != "dense")
+            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **_field_argument(f, hints[f.name], helps[f.name], valid))
+
+
+def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m wanda_core", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
+    every = [f.name for f in dataclasses.fields(config_cls)]
 
-    pr = sub.add_parser("prune", help="prune a model, evaluate it, write a run record",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pr.add_argument("--method", default="wanda", choices=[m for m in METHODS if m != "dense"],
-                    help="pruning method (wanda-alpha: the official code's per-row alpha variant)")
-    pr.add_argument("--sparsity", type=float, default=0.5, help="fraction of weights removed, in [0, 1) (unstructured)")
-    pr.add_argument("--structure", default="unstructured", help="'unstructured' or N:M such as 2:4 or 4:8 (keep N of every M)")
-    pr.add_argument("--group", default=None, choices=GROUPS,
-                    help="comparison group override (default: layer for magnitude, row for wanda)")
-    pr.add_argument("--score", default=None, help="score override: magnitude or wanda (ablations)")
-    pr.add_argument("--weight-update", default="none", choices=UPDATES,
-                    help="add SparseGPT's OBS update after a magnitude/wanda mask (appendix ablation)")
-    pr.add_argument("--calib", default="wiki", help="calibration text: wiki (embedded), c4 (hub), or a .txt/.jsonl file")
-    pr.add_argument("--nsamples", type=int, default=128, help="calibration windows")
-    pr.add_argument("--seed", type=int, default=0, help="calibration sampling seed")
-    pr.add_argument("--blocksize", type=int, default=128, help="SparseGPT block size")
-    pr.add_argument("--percdamp", type=float, default=0.01, help="SparseGPT dampening (fraction of mean diag H)")
+    pr = sub.add_parser("prune", help="prune a model, evaluate it, write a run record")
+    add_config_arguments(pr, every, config_cls)
     pr.add_argument("--save-model", default=None, metavar="DIR",
                     help="write the pruned model as a Hugging Face checkpoint (reloads with from_pretrained)")
-    _add_common(pr)
-
-    ev = sub.add_parser("evaluate", help="evaluate a model (dense, or one saved with --save-model)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_common(ev)
+    ev = sub.add_parser("evaluate", help="evaluate a model (dense, or one saved with --save-model)")
+    add_config_arguments(ev, [n for n in every if n not in config.PRUNING_FIELDS], config_cls)
+    for p in (pr, ev):
+        p.add_argument("--runs-dir", default="runs", help="where run records are written (default: runs)")
+        p.add_argument("--force", action="store_true", help="recompute even if a finished record exists")
+        p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
 
     sh = sub.add_parser("show", help="print a run record's summary")
     sh.add_argument("record", help="path to a run record (.json)")
     return ap
+
+
+def config_from_args(a: argparse.Namespace, config_cls=RunConfig) -> RunConfig:
+    """The RunConfig the parsed options describe (`evaluate`: method dense)."""
+    kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(config_cls) if hasattr(a, f.name)}
+    kw = {k: tuple(v) if isinstance(v, list) and k != "extra" else v for k, v in kw.items()}
+    if isinstance(kw.get("extra"), list):
+        kw["extra"] = dict(kw["extra"])
+    if "paper" in kw.get("tasks", ()):
+        from .zeroshot import PAPER_TASKS
+
+        kw["tasks"] = tuple(t for t in kw["tasks"] if t != "paper") + tuple(PAPER_TASKS)
+    if a.command == "evaluate":
+        kw["method"] = "dense"
+    return config_cls(**kw)
 
 
 def summary(rec: dict) -> str:
@@ -105,21 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(Path(a.record).read_text())
         print(summary(rec))
         return 0
-    if "paper" in a.tasks:
-        from .zeroshot import PAPER_TASKS
-
-        a.tasks = [t for t in a.tasks if t != "paper"] + list(PAPER_TASKS)
-    common = dict(model=a.model, eval=tuple(a.eval), eval_windows=a.eval_windows, seqlen=a.seqlen,
-                  tasks=tuple(a.tasks), task_dir=a.task_dir, task_limit=a.task_limit, device=a.device,
-                  dtype=a.dtype, batch_size=a.batch_size)
-    if a.command == "prune":
-        cfg = RunConfig(method=a.method, sparsity=a.sparsity, structure=a.structure, group=a.group, score=a.score,
-                        weight_update=a.weight_update, calib=a.calib, nsamples=a.nsamples, seed=a.seed,
-                        blocksize=a.blocksize, percdamp=a.percdamp, **common)
-    else:
-        cfg = RunConfig(method="dense", **common)
     try:
-        cfg.validate()
+        cfg = config_from_args(a).validate()
         from .runner import run
 
         rec = run(cfg, a.runs_dir, force=a.force, progress=not a.quiet, save_model=getattr(a, "save_model", None))

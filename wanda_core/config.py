@@ -5,7 +5,8 @@
 
 Methods (the paper's names, plus its ablations):
   dense        no pruning (the baseline row)
-  magnitude    |W|, one threshold per layer (comparison group "layer"), no calibration data
+  magnitude    |W|, one threshold per layer (comparison group "layer"), no calibration data; as the
+               official code, every weight at or below the threshold goes (`mask_rule`)
   wanda        |W| * ||X||, per output row (group "row")
   sparsegpt    SparseGPT: OBS weight update, its own w^2/[H^-1]^2 mask chosen block by block
   wanda-alpha  the official code's `--use_variant`: per-row masks keeping a fraction alpha of each
@@ -13,45 +14,69 @@ Methods (the paper's names, plus its ablations):
 `score`/`group` override a method's default (the comparison-group ablation); `weight_update`
 adds SparseGPT's update after a magnitude or Wanda mask: "sequential" (whole mask first, then
 the OBS update) or "iterative" (mask chosen block by block on the updated weights).
+
+Each field is declared once below, with its default and a trailing comment that says why; the
+command line (cli.py) is generated from these fields, their types and the comments. Whether a run
+needs calibration data is decided here only (`needs_calibration`): a custom score function
+replaces the method's score and receives the statistics the method gathers.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import io
+import textwrap
+import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
-from .masks import GROUPS, check_group, check_nm, check_sparsity
+from .masks import GROUPS, check_nm, check_sparsity
 
 METHODS = ("dense", "magnitude", "wanda", "sparsegpt", "wanda-alpha")
 DEFAULT_GROUP = {"magnitude": "layer", "wanda": "row", "wanda-alpha": "row", "sparsegpt": "row", "dense": "row"}
 UPDATES = ("none", "sequential", "iterative")
+DTYPES = ("float32", "float16", "bfloat16")  # names accepted everywhere; torch_dtype maps them
+
+
+def torch_dtype(name: str):
+    """The torch dtype named `name` (one of DTYPES); the one table of dtype names in the package."""
+    import torch
+
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in table:
+        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
+    return table[name]
 
 
 @dataclass
 class RunConfig:
-    model: str = "smollm2-135m"       # the embedded default; any HF id or local dir also works
-    method: str = "wanda"             # the paper's method
-    sparsity: float = 0.5             # the paper's headline ratio; ignored for N:M (1 - N/M)
-    structure: str = "unstructured"   # or "N:M" such as "2:4", "4:8" (keep N of every M)
-    score: str | None = None          # override the method's score ("magnitude", "wanda", registered)
-    group: str | None = None          # override the comparison group: row, column, layer
-    weight_update: str = "none"       # ablation: none, sequential, iterative (SparseGPT's update)
-    calib: str = "wiki"               # calibration text: wiki (embedded), c4 (paper), or a file
+    model: str = "smollm2-135m"       # embedded (smollm2-135m, gemma3-270m, tiny-llama, ...), a local model dir, or a hub id
+    method: str = "wanda"             # pruning method (wanda-alpha: the official code's per-row alpha variant)
+    sparsity: float = 0.5             # fraction of weights removed, in [0, 1); the paper's headline 0.5; N:M sets 1 - N/M
+    structure: str = "unstructured"   # 'unstructured' or N:M such as 2:4, 4:8 (keep N of every M)
+    score: str | None = None          # score override for ablations: magnitude, wanda, or a registered score
+    group: str | None = None          # comparison group override (method default: layer for magnitude, row otherwise)
+    weight_update: str = "none"       # add SparseGPT's OBS update after a magnitude/wanda mask (the appendix ablation)
+    calib: str = "wiki"               # calibration text: wiki (embedded), c4 (the paper's, hub), or a .txt/.jsonl file
     nsamples: int = 128               # calibration windows (the paper's 128)
-    seqlen: int = 512                 # tokens per window (paper 2048/4096; 512 keeps CPU runs short)
+    seqlen: int = 512                 # tokens per calibration/evaluation window (paper 2048/4096; 512 keeps CPU runs short)
     seed: int = 0                     # calibration sampling seed (the paper's 0)
-    eval: tuple[str, ...] = ("wiki",) # perplexity datasets: wiki (embedded), wikitext2 (paper), files
-    eval_windows: int | None = None   # cap on evaluation windows for quick runs; None = all
-    tasks: tuple[str, ...] = ()       # zero-shot tasks through lm-eval (see wanda_core.zeroshot)
-    task_dir: str | None = None       # local JSONL task files instead of the hub
-    task_limit: int | None = None     # cap on examples per task for quick runs
+    eval: tuple[str, ...] = ("wiki",) # perplexity datasets: wiki (embedded), wikitext2 (the paper's, hub), .txt/.jsonl files
+    eval_windows: int | None = None   # evaluate on at most N windows (quick runs; recorded); none = the whole split
+    tasks: tuple[str, ...] = ()       # zero-shot tasks through lm-eval: wiki_lastword wiki_nextsent, boolq rte ..., or 'paper'
+    task_dir: str | None = None       # directory of local JSONL task files instead of the hub
+    task_limit: int | None = None     # at most this many examples per task (quick runs); none = all
     blocksize: int = 128              # SparseGPT's lazy-update block (the paper's 128)
-    percdamp: float = 0.01            # SparseGPT's dampening, fraction of mean diag(H)
-    dtype: str = "float32"            # CPU default; float16 on GPU as the paper
-    device: str = "cpu"               # "cuda" on a GPU
-    batch_size: int = 8               # windows per forward; changes speed, not results
+    percdamp: float = 0.01            # SparseGPT's dampening, a fraction of mean diag(H) (the paper's 0.01)
+    dtype: str = "float32"            # float32 on CPU; float16 on a GPU as the paper
+    device: str = "cpu"               # cpu, cuda or cuda:N
+    batch_size: int = 8               # windows per forward pass; changes speed, not results
     save_weights: bool = False        # keep the pruned weights so later evaluations reuse them
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the record
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the record (KEY=VALUE)
 
     # --- derived -----------------------------------------------------------------------------
     @property
@@ -85,6 +110,16 @@ class RunConfig:
             return True
         return NEEDS_STATS.get(self.effective_score, True)
 
+    @property
+    def mask_rule(self) -> str:
+        """How the mask meets the sparsity. "threshold" for the paper's magnitude baseline: the official
+        prune_magnitude removes every weight with |W| <= the layer's threshold, so ties can push it
+        past the target; "exact" (int(size * sparsity) weights per comparison group) otherwise."""
+        if (self.method == "magnitude" and self.effective_score == "magnitude" and self.effective_group == "layer"
+                and self.nm is None and self.weight_update != "iterative"):
+            return "threshold"
+        return "exact"
+
     def prune_fields(self) -> dict[str, Any]:
         """The fields that decide the pruned weights (their hash names the run)."""
         f = {k: getattr(self, k) for k in ("model", "method", "dtype")}
@@ -92,7 +127,7 @@ class RunConfig:
             return f
         f["structure"] = self.structure
         f.update(score=self.effective_score, group=self.effective_group, weight_update=self.weight_update,
-                 sparsity=round(self.target_sparsity, 6))
+                 sparsity=round(self.target_sparsity, 6), mask_rule=self.mask_rule)
         if self.needs_calibration:
             f.update(calib=self.calib, nsamples=self.nsamples, seqlen=self.seqlen, seed=self.seed)
         if self.method == "sparsegpt" or self.weight_update != "none":
@@ -111,18 +146,16 @@ class RunConfig:
 
         self.eval = tuple([self.eval] if isinstance(self.eval, str) else self.eval)
         self.tasks = tuple([self.tasks] if isinstance(self.tasks, str) else self.tasks)
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+        for name, valid in field_choices().items():
+            v = getattr(self, name)
+            if v is not None and v not in valid:
+                raise ValueError(f"unknown {name} {v!r}; valid: {', '.join(map(str, valid))}")
         if self.structure != "unstructured":
             check_nm(*_parse_nm(self.structure))
         else:
             check_sparsity(self.sparsity)
-        if self.group is not None:
-            check_group(self.group)
         if self.score is not None and self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}; valid: {', '.join(SCORES)} (or register_score)")
-        if self.weight_update not in UPDATES:
-            raise ValueError(f"unknown weight_update {self.weight_update!r}; valid: {', '.join(UPDATES)}")
         if self.method == "sparsegpt" and self.weight_update != "none":
             raise ValueError("weight_update applies to magnitude/wanda masks; sparsegpt already updates weights")
         if self.method == "wanda-alpha" and self.nm:
@@ -137,8 +170,6 @@ class RunConfig:
             raise ValueError(f"eval_windows must be a whole number >= 1 or None (all), got {self.eval_windows!r}")
         if not 0 <= self.percdamp < 1:
             raise ValueError(f"percdamp must be in [0, 1), got {self.percdamp}")
-        if self.dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"unknown dtype {self.dtype!r}; valid: float32, float16, bfloat16")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
         return self
@@ -152,4 +183,58 @@ def _parse_nm(structure: str) -> tuple[int, int]:
     return n, m
 
 
-__all__ = ["RunConfig", "METHODS", "GROUPS", "UPDATES"]
+# --- what the command line reads from the declarations above -------------------------------------
+# The fields that only matter when weights are pruned: `python -m wanda_core evaluate` (a dense
+# model) leaves them out. A new field appears in both commands until it is listed here.
+PRUNING_FIELDS = ("method", "sparsity", "structure", "score", "group", "weight_update", "calib", "nsamples",
+                  "seed", "blocksize", "percdamp", "save_weights")
+# The valid values of a field, from the constants above (a field may also declare
+# metadata={"choices": ...} or a typing.Literal type).
+CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES}
+
+
+def field_choices(cls=None) -> dict[str, tuple]:
+    """Every field with a fixed set of valid values: CHOICES, metadata["choices"], or a Literal type."""
+    import typing
+
+    cls = cls or RunConfig
+    hints = typing.get_type_hints(cls)
+    out = {k: v for k, v in CHOICES.items() if k in hints}
+    for f in dataclasses.fields(cls):
+        if "choices" in f.metadata:
+            out[f.name] = tuple(f.metadata["choices"])
+        elif typing.get_origin(hints[f.name]) is typing.Literal:
+            out[f.name] = typing.get_args(hints[f.name])
+    return out
+
+
+def field_help(cls=None) -> dict[str, str]:
+    """Each field's one-line help: metadata["help"] if given, else its trailing comment in the source
+    (of the class that declares it, so a subclass's new fields get theirs too)."""
+    cls = cls or RunConfig
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_trailing_comments(klass))
+    return {f.name: f.metadata.get("help") or comments.get(f.name, "") for f in dataclasses.fields(cls)}
+
+
+@functools.lru_cache(maxsize=None)
+def _trailing_comments(klass) -> dict[str, str]:
+    """{field: the comment on its declaration's lines} for the fields `klass` itself declares."""
+    try:
+        src = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):  # no source available (a frozen app): help from metadata only
+        return {}
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
+    out = {}
+    for node in ast.parse(src).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            found = [comments[i] for i in range(node.lineno, node.end_lineno + 1) if i in comments]
+            if found:
+                out[node.target.id] = found[0]
+    return out
+
+
+__all__ = ["RunConfig", "METHODS", "GROUPS", "UPDATES", "DTYPES", "torch_dtype", "PRUNING_FIELDS", "CHOICES"]

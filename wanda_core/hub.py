@@ -1,14 +1,17 @@
 """The Hugging Face hub, used only by the `paper` profile: models, WikiText-2 and C4.
 
-Offline, the HF libraries retry for ~25 s before failing. We decide once, before they are
-imported, whether the hub can be reached (a DNS lookup with a 1.5 s limit); if not we set
-HF_HUB_OFFLINE / HF_DATASETS_OFFLINE so that they fail at once, and we check the local cache
-ourselves to raise a message that says what to do.
+Offline, the HF libraries retry for ~25 s before failing. The first time a hub path is used (a
+hub model id, WikiText-2/C4, a hub zero-shot task) we check once whether the hub can be reached
+(a DNS lookup with a 1.5 s limit); if not, we switch the HF libraries to offline mode (their
+environment variables, and their module constants if they are already imported) so that they
+fail at once or read their cache, and we check the local cache ourselves to raise a message that
+says what to do. `import wanda_core` touches no network; the embedded models and text never do.
 """
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -17,12 +20,14 @@ _online: bool | None = None
 
 
 def hub_reachable(timeout: float = 1.5) -> bool:
-    """True if the hub's name resolves within `timeout` seconds (cached per process)."""
+    """True if the hub's name resolves within `timeout` seconds (checked once per process, when
+    first needed); if not, the HF libraries are switched to offline mode."""
     global _online
     if _online is not None:
         return _online
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         _online = False
+        _go_offline()
         return False
     result: list[bool] = []
 
@@ -37,14 +42,30 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     t.start()
     t.join(timeout)
     _online = bool(result and result[0])
+    if not _online:
+        _go_offline()
     return _online
 
 
-def configure_offline() -> None:
-    """Set the HF offline variables when the hub cannot be reached (call before importing HF)."""
-    if not hub_reachable():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+def _go_offline() -> None:
+    """HF offline mode: the environment for libraries imported later, the flags of those already
+    imported (huggingface_hub and datasets read them at call time)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.constants as hc
+
+        hc.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:
+        import datasets.config as dc
+
+        dc.HF_HUB_OFFLINE = dc.HF_DATASETS_OFFLINE = True
+
+
+def configure_env() -> None:
+    """Quiet defaults for the HF libraries (no network involved; safe at import)."""
+    # datasets pings S3 to count every load of its packaged builders (json: our local task files)
+    os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -97,6 +118,9 @@ def load_pretrained(name: str, dtype):
 
 def load_dataset_text(name: str) -> list[str]:
     """Texts of a hub dataset used by the paper: 'wikitext2' (test) or 'c4' (first train shard)."""
+    if name not in ("wikitext2", "c4"):
+        raise ValueError(f"unknown hub dataset {name!r}; valid: wikitext2, c4")
+    hub_reachable()  # before datasets is used: offline, it reads its cache or fails at once
     import datasets
 
     datasets.disable_progress_bars()

@@ -8,6 +8,9 @@ True where the weight is *pruned* (set to zero). Lower score = less important = 
   (per input feature), or "layer" (one threshold for the whole matrix, magnitude pruning's).
 - `nm_mask(score, n, m)`: N:M semi-structured sparsity: in every group of M consecutive weights
   along the input dimension keep the N highest-scoring ones (2:4 keeps 2 of every 4).
+- `threshold_mask(score, sparsity)`: the official `prune_magnitude` rule for the paper's
+  magnitude baseline: one threshold per layer, and every weight at or below it is removed, so
+  tied scores (and the threshold itself) can push the layer past the target sparsity.
 
     >>> import torch
     >>> unstructured_mask(torch.tensor([[4., 1., 3., 2.]]), 0.5, "row")
@@ -20,6 +23,7 @@ import math
 import torch
 
 GROUPS = ("row", "column", "layer")
+RULES = ("exact", "threshold")  # exact counts per group, or the official magnitude threshold (see threshold_mask)
 
 
 def check_sparsity(sparsity: float) -> float:
@@ -93,10 +97,32 @@ def _lowest_k_per_row(score: torch.Tensor, k: int) -> torch.Tensor:
     return mask | tie
 
 
-def structure_mask(score: torch.Tensor, sparsity: float, group: str, nm: tuple[int, int] | None) -> torch.Tensor:
-    """One entry point for the engine: N:M if `nm` is given, else unstructured in `group`."""
+def threshold_mask(score: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The official `prune_magnitude` rule: thresh = the layer's sorted scores at index
+    int(numel * sparsity) (0-based), and True for every score <= thresh. Without ties that removes
+    int(numel * sparsity) + 1 weights; with ties at the threshold, all of them. Sparsity 0 removes
+    nothing (the official main.py skips pruning at ratio 0)."""
+    check_sparsity(sparsity)
+    if sparsity == 0:
+        return torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    flat = score.reshape(-1)
+    thresh = torch.kthvalue(flat, int(flat.numel() * sparsity) + 1).values  # == sort(flat)[int(numel*s)]
+    return score <= thresh
+
+
+def structure_mask(score: torch.Tensor, sparsity: float, group: str, nm: tuple[int, int] | None,
+                   rule: str = "exact") -> torch.Tensor:
+    """One entry point for the engine: N:M if `nm` is given, else unstructured in `group`;
+    rule "threshold" (RunConfig.mask_rule of the paper's magnitude baseline, layer group only)
+    uses the official threshold instead of exact counts."""
+    if rule not in RULES:
+        raise ValueError(f"unknown mask rule {rule!r}; valid: {', '.join(RULES)}")
     if nm is not None:
         return nm_mask(score, *nm)
+    if rule == "threshold":
+        if group != "layer":
+            raise ValueError(f"the threshold rule is the official magnitude baseline's, one threshold per layer; got group {group!r}")
+        return threshold_mask(score, sparsity)
     return unstructured_mask(score, sparsity, group)
 
 

@@ -15,6 +15,7 @@ perplexities measured on different amounts of text.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import typing
 from dataclasses import dataclass, field
@@ -84,11 +85,21 @@ def _ok(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
+def _type_name(tp: Any) -> str:
+    """int, int | None, tuple[float, ...]: how a type reads in an error message."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple:
+        return f"a list of {_type_name(args[0])}"
+    if args:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    return getattr(tp, "__name__", str(tp))
+
+
 def _check(p: Profile) -> Profile:
     for f in dataclasses.fields(p):
         v = getattr(p, f.name)
         if not _ok(v, _TYPES[f.name]):
-            raise ValueError(f"profile {p.name!r}: {f.name} = {v!r} is not of type {_TYPES[f.name]}".replace("typing.", ""))
+            raise ValueError(f"profile {p.name!r}: {f.name} = {v!r} is not {_type_name(_TYPES[f.name])}")
     for k in ("nsamples", "seqlen", "batch_size"):
         if getattr(p, k) < 1:
             raise ValueError(f"profile {p.name!r}: {k} must be >= 1, got {getattr(p, k)}")
@@ -101,6 +112,10 @@ def _check(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: calib_sizes must be >= 1, got {list(p.calib_sizes)}")
     if not p.seeds:
         raise ValueError(f"profile {p.name!r}: seeds must name at least one seed")
+    try:  # the keys a RunConfig takes (dtype, device, eval...) are checked by its own validation
+        p.config().validate()
+    except ValueError as e:
+        raise ValueError(f"profile {p.name!r}: {e}") from None
     return p
 
 
@@ -116,7 +131,9 @@ def load_profile(name: str) -> Profile:
     known = {f.name for f in dataclasses.fields(Profile)} - {"name"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"profile {path.name}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        hints = "".join(f" ({k}: did you mean {c[0]}?)" for k, c in close.items() if c)
+        raise ValueError(f"profile {path.name}: unknown key(s) {', '.join(unknown)}{hints}; valid keys: {', '.join(sorted(known))}")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     # $WANDA_RUNS_DIR moves the records (tests use a temporary one); else runs/<profile>/
     base = Path(os.environ.get("WANDA_RUNS_DIR", repo_root() / "runs"))

@@ -19,7 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-RECORD_VERSION = 1  # bump when the record layout changes, so old records are not reused
+# Bump when the record layout or what a configuration computes changes, so old records are not reused.
+# 2: one perplexity per dataset (results.ppl, measured with the run's seqlen and eval_windows; the
+#    results.ppl_all table that kept two window counts is gone), and the paper's magnitude baseline
+#    follows the official rule (every |W| <= the layer's threshold is pruned; prune_fields.mask_rule).
+RECORD_VERSION = 2
 
 
 def config_hash(fields: dict[str, Any]) -> str:

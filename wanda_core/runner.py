@@ -7,7 +7,9 @@
 A record is named by the hash of the fields that decide the pruned weights. Asking again for a
 finished configuration returns the stored record without loading the model; asking for an
 evaluation the record lacks (another dataset, zero-shot tasks) adds it, reusing the pruned
-weights when `save_weights` kept them. Records are written atomically (records.py), so an
+weights when `save_weights` kept them. A record holds one perplexity per dataset: asked for
+with other windows (seqlen, eval_windows), it is evaluated again and replaced, since a profile
+has one evaluation size and no two numbers of the book compare different amounts of text. Records are written atomically (records.py), so an
 interrupted sweep resumes from the last finished configuration.
 
 Every error about the configuration (bad values, unknown tasks, text too short, seqlen above the
@@ -27,7 +29,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import data, engine, models
-from .config import RunConfig
+from .config import RunConfig, torch_dtype
 from .evaluate import perplexity
 from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance, read_json
 
@@ -36,16 +38,12 @@ log = logging.getLogger(__name__)
 _MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> (model, tok, info, pristine weights)
 
 
-def _dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
 def get_model(cfg: RunConfig):
     """The model with its original (dense) weights, loaded once per process and restored after."""
     key = (cfg.model, cfg.dtype, cfg.device)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()  # one model at a time: memory matters more than reload time
-        model, tok, info = models.load_model(cfg.model, _dtype(cfg.dtype), cfg.device)
+        model, tok, info = models.load_model(cfg.model, torch_dtype(cfg.dtype), cfg.device)
         pristine = {n: p.detach().clone().cpu() for n, p in _block_linear_weights(model).items()}
         _MODEL_CACHE[key] = (model, tok, info, pristine)
     model, tok, info, pristine = _MODEL_CACHE[key]
@@ -137,20 +135,10 @@ def load_record(cfg: RunConfig, runs_dir: str | os.PathLike, score_fn: Callable 
     return rec
 
 
-def _ppl_key(cfg, ds) -> str:
-    return f"{ds}|{cfg.seqlen}|{cfg.eval_windows or 'all'}"
-
-
 def _ppl_done(rec, cfg, ds) -> bool:
-    return _ppl_key(cfg, ds) in (rec or {}).get("results", {}).get("ppl_all", {})
-
-
-def _view(rec, cfg):
-    """The record as `cfg` asks for it: results.ppl[dataset] is the evaluation with cfg's windows
-    (a record keeps every evaluation made of its pruned weights in results.ppl_all)."""
-    allp = rec["results"].get("ppl_all", {})
-    rec["results"]["ppl"] = {ds: allp[_ppl_key(cfg, ds)] for ds in cfg.eval if _ppl_key(cfg, ds) in allp}
-    return rec
+    """The record holds ds's perplexity measured with cfg's window length and count."""
+    p = (rec or {}).get("results", {}).get("ppl", {}).get(ds)
+    return bool(p) and p["seqlen"] == cfg.seqlen and p["max_windows"] == cfg.eval_windows
 
 
 def _tasks_done(rec, cfg) -> bool:
@@ -175,7 +163,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     path = runs_dir / f"{rid}.json"
     rec = None if force else load_record(cfg, runs_dir, score_fn)
     if is_complete(rec, cfg) and save_model is None:
-        return _view(rec, cfg)
+        return rec
     if cfg.tasks:
         from .zeroshot import check_tasks
 
@@ -198,7 +186,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         "prune_fields": cfg.prune_fields(),
         "custom_score": _score_identity(score_fn),
         "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen},
-        "results": dict(prev["results"]) if prev else {"ppl": {}, "ppl_all": {}},
+        "results": {**prev["results"], "ppl": dict(prev["results"]["ppl"])} if prev else {"ppl": {}},
     }
     with PeakMemory(cfg.device) as mem:
         if prev and weights_path.is_file():
@@ -209,7 +197,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
             log.info("reusing pruned weights %s", weights_path)
         else:
             calib, where = None, None
-            if cfg.needs_calibration or (score_fn is not None and cfg.method != "dense"):
+            if cfg.needs_calibration:
                 calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
             log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
             report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
@@ -226,7 +214,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         for ds, windows in eval_sets.items():
             t = time.perf_counter()
             ppl = perplexity(model, windows, cfg.batch_size, progress)
-            new["results"]["ppl_all"][_ppl_key(cfg, ds)] = {"dataset": ds, "ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
+            new["results"]["ppl"][ds] = {"dataset": ds, "ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
                                          "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos,
                                          "seconds": time.perf_counter() - t}
             log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
@@ -247,7 +235,6 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     new["peak_memory_mb"] = mem.mb
     new["peak_memory_increase_mb"] = mem.increase_mb
     new["provenance"] = provenance(cfg.device)
-    _view(new, cfg)
     atomic_write_json(path, new)
     return read_json(path)  # the same JSON types a later reuse returns (lists, not tuples)
 
