@@ -154,11 +154,12 @@ def caption(df: pd.DataFrame, sparsity: str | None = None) -> str:
     return "; ".join(parts)
 
 
-def how_made(df: pd.DataFrame, P, extra: str = "") -> str:
-    """Markdown: how a page's numbers were made, from the run records behind the frame's rows."""
+def how_made(runs, P=None, extra: str = "") -> str:
+    """Markdown: how a page's numbers were made, from the run records behind `runs` (a frame from
+    wanda_core.experiments, whose records are read back from P's runs directory, or the records)."""
     from .experiments.common import device, records
 
-    recs = [r for r in records(df, P) if r]
+    recs = [r for r in (records(runs, P) if isinstance(runs, pd.DataFrame) else runs) if r]
     if not recs:
         return "_No run records._"
     r0, prov = recs[0], recs[0]["provenance"]
