@@ -1,17 +1,30 @@
 """Every chapter executes in the smoke profile and the book builds with warnings as errors."""
+import ast
 import json
 import os
 import subprocess
 import sys
 
-from wanda_core.bookbuild import notebooks
+from wanda_core.bookbuild import notebooks, read_notebook
 
 
 def test_every_notebook_has_a_parameters_cell_and_no_outputs():
     for nb in notebooks():
-        cells = json.loads(nb.read_text())["cells"]
+        cells = read_notebook(nb).cells
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb.name
         assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), f"{nb.name} has outputs"
+
+
+def test_text_chapters_hold_no_definitions():
+    """A chapter is prose and calls: functions, classes and lambdas live in wanda_core."""
+    for nb in notebooks():
+        if nb.suffix != ".md":
+            continue
+        for c in read_notebook(nb).cells:
+            if c["cell_type"] == "code":
+                found = [type(n).__name__ for n in ast.walk(ast.parse(c["source"]))
+                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+                assert not found, f"{nb.name} defines {found} in a cell: move it into wanda_core"
 
 
 def test_book_builds_in_smoke_profile(tmp_path):
@@ -25,7 +38,7 @@ def test_book_builds_in_smoke_profile(tmp_path):
     for nb in notebooks():
         page = html / "book" / "_generated" / f"{nb.stem}.html"
         assert page.is_file(), page
-        executed = json.loads((root / "book" / "_generated" / nb.name).read_text())
+        executed = json.loads((root / "book" / "_generated" / f"{nb.stem}.ipynb").read_text())
         for c in executed["cells"]:
             for o in c.get("outputs", []):
                 assert o.get("output_type") != "error", f"{nb.name}: {o.get('ename')}"

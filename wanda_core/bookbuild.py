@@ -5,8 +5,9 @@
     python -m wanda_core.bookbuild html                      # render what was executed
     python -m wanda_core.bookbuild all --profile smoke --root /tmp/book   # a throw-away copy
 
-Notebooks live in notebooks/ without outputs; executed copies go to
-<root>/book/_generated/, which _toc.yml lists. The notebooks hold no pruning logic: they call
+Chapters live in notebooks/ as MyST markdown notebooks (NN_name.md, read with jupytext) or, during
+the transition, as .ipynb without outputs; executed copies (.ipynb) go to <root>/book/_generated/,
+which _toc.yml lists. The notebooks hold no pruning logic: they call
 wanda_core, and the run records under runs/<profile>/ make a second build quick.
 """
 from __future__ import annotations
@@ -30,11 +31,22 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book", "course", "data", "results", "r
 
 
 def notebooks(root: Path | None = None) -> list[Path]:
+    """The chapters, in order: NN_name.md (jupytext MyST) or NN_name.ipynb; .md wins if both exist."""
     root = root or repo_root()
-    out: list[Path] = []
+    found: dict[str, Path] = {}
     for d in SOURCE_DIRS:
-        out += sorted((root / d).glob("*.ipynb"))
-    return [p for p in out if not p.name.startswith("_")]
+        for p in sorted((root / d).glob("*.ipynb")) + sorted((root / d).glob("*.md")):
+            if not p.name.startswith(("_", ".")) and p.stem[:1].isdigit():
+                found[p.stem] = p
+    return [found[k] for k in sorted(found)]
+
+
+def read_notebook(path: Path):
+    """A chapter as an nbformat notebook, whether it is stored as .ipynb or as MyST markdown."""
+    import jupytext
+    import nbformat
+
+    return jupytext.read(path) if path.suffix == ".md" else nbformat.read(path, as_version=4)
 
 
 def find_notebook(name: str, root: Path | None = None) -> Path:
@@ -51,17 +63,25 @@ def execute(nb: Path, profile: str, out_dir: Path, extra: dict | None = None) ->
 
     load_profile(profile)  # a bad profile name fails here, before a kernel starts
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / nb.name
+    out = out_dir / f"{nb.stem}.ipynb"
     tmp = out_dir / f".{nb.stem}.running.ipynb"
+    src = nb
+    if nb.suffix == ".md":  # papermill reads .ipynb: convert the text chapter first
+        src = out_dir / f".{nb.stem}.source.ipynb"
+        book = read_notebook(nb)
+        book.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+        nbformat.write(book, src)
     t = time.time()
     log.info("executing %s (profile %s)", nb.name, profile)
     env_before = os.environ.get("WANDA_PROFILE")
     os.environ["WANDA_PROFILE"] = profile
     try:
-        pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile, **(extra or {})},
+        pm.execute_notebook(str(src), str(tmp), parameters={"profile": profile, **(extra or {})},
                             cwd=str(repo_root()), kernel_name="python3", progress_bar=False,
                             log_output=False, request_save_on_cell_execute=False)
     finally:
+        if src != nb:
+            src.unlink(missing_ok=True)
         if env_before is None:
             os.environ.pop("WANDA_PROFILE", None)
         else:
