@@ -14,21 +14,20 @@ GPU frames are empty (with their columns) when no record has been committed.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from .. import paper
 from ..profiles import repo_root
 from ..speedup.read import load_records, provenance_row
+from .costs import ARCH, op_counts
+from .tables import table3_configs
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 PHASES = ("capture", "statistics_forward", "score_mask", "reforward")
 ATSCALE = "wanda_core.atscale"
-# hidden, MLP width, blocks, key/value width, from the models' published config.json (facts, not measurements)
-ARCH = {"LLaMA-7B": dict(hidden=4096, mlp=11008, blocks=32, kv=4096),
-        "SmolLM2-135M": dict(hidden=576, mlp=1536, blocks=30, kv=192)}
 GPU_COLUMNS = ["method", "phase", "blocks", "total_blocks", "nsamples", "seqlen", "score_mask_s", "total_s",
                "model_score_mask_s", "paper_setting_total_s", "block_factor", "window_factor", "peak_device_gib",
                "error", "device", "driver", "cuda", "torch", "date", "source"]
@@ -38,7 +37,7 @@ OFFLOAD_COLUMNS = ["shape", "model_gib", "cap_gib", "fits_without_offload", "wit
 
 def configs(P) -> dict:
     """Chapter 2's 50 % unstructured runs: the same records, so nothing is pruned twice."""
-    return {m: P.config(method=m, sparsity=0.5, save_weights=True) for m in METHODS}
+    return {c.method: c for c in table3_configs(P) if c.method in METHODS}
 
 
 def cpu_runs(P) -> pd.DataFrame:
@@ -61,9 +60,8 @@ def cpu_runs(P) -> pd.DataFrame:
 
 def paper_rows(table: str, verified_only: bool = True) -> pd.DataFrame:
     """The paper's rows of `table` in data/paper_numbers.csv (with their source and verified flag)."""
-    df = pd.read_csv(repo_root() / "data" / "paper_numbers.csv")
-    df = df[df["table"] == table]
-    return (df[df["verified"].astype(str).str.lower() == "yes"] if verified_only else df).reset_index(drop=True)
+    df = paper.numbers(table=table)
+    return paper.verified(df) if verified_only else df
 
 
 def _results(root: str | Path | None, family: str) -> Path:
@@ -107,11 +105,9 @@ def op_estimates() -> pd.DataFrame:
     and a row sort), SparseGPT d_in^3 + d_out d_in^2 (inverting H and the OBS updates). An estimate."""
     rows = []
     for name, a in ARCH.items():
-        h, i, kv = a["hidden"], a["mlp"], a["kv"]
-        shapes = [(h, h), (kv, h), (kv, h), (h, h), (i, h), (i, h), (h, i)]  # q k v o gate up down
-        w = a["blocks"] * sum(o * d * (1 + math.log2(d)) for o, d in shapes)
-        s = a["blocks"] * sum(d**3 + o * d**2 for o, d in shapes)
-        rows.append(dict(model=name, largest_d_in=max(h, i), wanda_ops=w, sparsegpt_ops=s, ratio=s / w))
+        ops = op_counts(a)
+        rows.append(dict(model=name, largest_d_in=max(a["hidden"], a["mlp"]), wanda_ops=ops["wanda"],
+                         sparsegpt_ops=ops["sparsegpt"], ratio=ops["sparsegpt"] / ops["wanda"]))
     return pd.DataFrame(rows)
 
 

@@ -15,6 +15,7 @@ from .. import masks as _masks
 from .. import scores as _scores
 from .a1 import _wanda_hints
 from .checks import CheckResult, Case, _call, _finish, _gen, _guarded, _hidden_layer, _mask_diff, _run, _stats
+from ..experiments.common import ppl
 
 # --- assignment 2: prune a real model ---------------------------------------------------------
 @_guarded("engine_score")
@@ -78,11 +79,6 @@ def check_engine_score(fn, strict: bool = False) -> CheckResult:
     return _run("engine_score", name, fn, cases, strict)
 
 
-def _ppl_of(rec: dict) -> float:
-    p = rec["results"]["ppl"]
-    return p[next(iter(p))]["ppl"]
-
-
 @_guarded("prune_records")
 def check_prune_records(yours: dict | None, library: dict, structures: Iterable[str] = ("unstructured", "2:4"),
                         sparsity: float = 0.5, tol: float = 0.01, strict: bool = False) -> CheckResult:
@@ -124,7 +120,7 @@ def check_prune_records(yours: dict | None, library: dict, structures: Iterable[
                               "" if ok else f"use sparsity={sparsity} and method='wanda'"))
         lib = library.get(structure) if library else None
         if lib is not None:
-            mine, ref = _ppl_of(rec), _ppl_of(lib)
+            mine, ref = ppl(rec), ppl(lib)
             ok = math.isfinite(mine) and abs(mine - ref) <= tol * ref
             res.cases.append(Case(f"{structure}: perplexity matches wanda_core's Wanda", ok,
                                   f"{mine:.3f} vs {ref:.3f}" if ok else
