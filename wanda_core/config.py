@@ -44,6 +44,7 @@ class RunConfig:
     eval_windows: int | None = None   # cap on evaluation windows for quick runs; None = all
     tasks: tuple[str, ...] = ()       # zero-shot tasks through lm-eval (see wanda_core.zeroshot)
     task_dir: str | None = None       # local JSONL task files instead of the hub
+    task_source: str = "embedded"     # zero-shot data: embedded PyPI copies (offline) or hub; task_dir overrides
     task_limit: int | None = None     # cap on examples per task for quick runs
     blocksize: int = 128              # SparseGPT's lazy-update block (the paper's 128)
     percdamp: float = 0.01            # SparseGPT's dampening, fraction of mean diag(H)
