@@ -123,3 +123,20 @@ def test_embedded_model_loads_prunes_and_stays_a_language_model(tok):
     assert len(rep["sparsity"]["per_linear"]) == 30 * 7
     pruned = perplexity(model, ev, progress=False)
     assert dense < pruned < 10 * dense  # worse, but still a language model
+
+
+def test_local_wikitext2_rebuilds_the_hub_rows_and_the_papers_join(tok, tmp_path):
+    raw = " \n = Robert Boulter = \n \n Robert Boulter is an English actor . \n\n \n = = Career = = \n"
+    f = tmp_path / "wiki.test.raw"
+    f.write_bytes(raw.encode("utf-8"))
+    rows = data.wikitext_rows(f)
+    # the hub loader: one row per line, newline kept; whitespace-only lines become ""
+    assert rows == ["", " = Robert Boulter = \n", "", " Robert Boulter is an English actor . \n", "", "",
+                    " = = Career = = \n"]
+    src = f"wikitext2={f}"
+    assert data.load_texts(src, "eval") == rows
+    stream = data.eval_windows(tok, src, 4).flatten()
+    want = data.tokenize(tok, "\n\n".join(rows))
+    assert torch.equal(stream, want[: stream.numel()])  # the paper's "\n\n".join(testdata['text'])
+    with pytest.raises(ValueError, match=r"wikitext2 file '.*nope.raw' not found.*wiki.test.raw"):
+        data.load_texts(f"wikitext2={tmp_path / 'nope.raw'}", "eval")

@@ -110,11 +110,11 @@ def test_hub_task_offline_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
     t0 = time.time()
     for task, dataset in (("arc_challenge", "allenai/ai2_arc"), ("mmlu", "cais/mmlu")):
-        with pytest.raises(hub.HubUnavailable, match=rf"'{task}'.*'{dataset}'.*offline"):
-            zs.evaluate_tasks(None, None, [task])
+        with pytest.raises(hub.HubUnavailable, match=rf"'{task}'.*'{dataset}'.*offline.*Available offline: boolq"):
+            zs.evaluate_tasks(None, None, [task], source="hub")
     assert time.time() - t0 < 5
     (tmp_path / "datasets" / "allenai___ai2_arc").mkdir(parents=True)  # cached: allowed
-    assert zs.check_tasks(["arc_easy"]) == ("arc_easy",)
+    assert zs.check_tasks(["arc_easy"], source="hub") == ("arc_easy",)
 
 
 def test_bad_limit(tmp_path):
@@ -187,3 +187,28 @@ def test_tiny_model_on_offline_suite(tiny):
         assert v["n"] == 12 and v["proxy"] and 0 <= v["acc"] <= 1 and v["acc_stderr"] is not None
     # a random 2-block model cannot predict Wikipedia's last words
     assert r["tasks"]["wiki_lastword"]["acc"] < 0.5
+
+
+# --- the Table 2 experiment's arithmetic -----------------------------------------------------------
+def test_table2_mean_stderr_and_resolution_by_hand():
+    import pandas as pd
+
+    from wanda_core.experiments import zeroshot as ex
+
+    rows = []
+    for config, method, accs in (("dense", "dense", (0.60, 0.70)), ("wanda 50%", "wanda", (0.58, 0.69)),
+                                 ("magnitude 50%", "magnitude", (0.40, 0.50))):
+        for task, a, se in zip(("boolq", "rte"), accs, (0.03, 0.04)):
+            rows.append({"model": "m", "params": 1, "config": config, "method": method, "structure": "unstructured",
+                         "task": task, "acc": a, "stderr": se, "n": 100, "chance": 0.5, "at_chance": False,
+                         "in_mean": True})
+    rows.append({**rows[0], "task": "lambada_openai", "in_mean": False, "acc": 0.1})  # kept out of the mean
+    mean = ex.means(pd.DataFrame(rows)).set_index("config")
+    assert mean.at["dense", "mean_acc"] == pytest.approx(0.65)
+    assert mean.at["dense", "stderr"] == pytest.approx(0.025)  # sqrt(0.03^2 + 0.04^2) / 2
+    assert mean.at["dense", "n_total"] == 200
+    cmp = ex.comparisons(mean.reset_index()).set_index(["a", "b"])
+    assert cmp.at[("dense", "magnitude 50%"), "diff"] == pytest.approx(0.2)
+    assert cmp.at[("dense", "magnitude 50%"), "stderr"] == pytest.approx(0.025 * 2 ** 0.5)
+    assert cmp.at[("dense", "magnitude 50%"), "resolved"]  # 0.2 > 2 x 0.035
+    assert not cmp.at[("dense", "wanda 50%"), "resolved"]  # 0.015 < 2 x 0.035

@@ -67,8 +67,9 @@ class RunConfig:
     seed: int = 0                     # calibration sampling seed (the paper's 0)
     eval: tuple[str, ...] = ("wiki",) # perplexity datasets: wiki (embedded), wikitext2 (the paper's, hub), .txt/.jsonl files
     eval_windows: int | None = None   # evaluate on at most N windows (quick runs; recorded); none = the whole split
-    tasks: tuple[str, ...] = ()       # zero-shot tasks through lm-eval: wiki_lastword wiki_nextsent, boolq rte ..., or 'paper'
-    task_dir: str | None = None       # directory of local JSONL task files instead of the hub
+    tasks: tuple[str, ...] = ()       # zero-shot tasks through lm-eval: the paper's boolq rte hellaswag winogrande arc_easy arc_challenge openbookqa (or 'paper'), lambada_openai, the proxies wiki_lastword wiki_nextsent
+    task_dir: str | None = None       # directory of local JSONL task files (overrides task_source)
+    task_source: str = "embedded"     # zero-shot data: embedded (PyPI copies, offline) or hub
     task_limit: int | None = None     # at most this many examples per task (quick runs); none = all
     blocksize: int = 128              # SparseGPT's lazy-update block (the paper's 128)
     percdamp: float = 0.01            # SparseGPT's dampening, a fraction of mean diag(H) (the paper's 0.01)
@@ -190,7 +191,8 @@ PRUNING_FIELDS = ("method", "sparsity", "structure", "score", "group", "weight_u
                   "seed", "blocksize", "percdamp", "save_weights")
 # The valid values of a field, from the constants above (a field may also declare
 # metadata={"choices": ...} or a typing.Literal type).
-CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES}
+TASK_SOURCES = ("embedded", "hub")
+CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES, "task_source": TASK_SOURCES}
 
 
 def field_choices(cls=None) -> dict[str, tuple]:

@@ -8,6 +8,9 @@ Sources (the `calib` and `eval` fields of a run config):
   form the `test` split; the rest (~3.6M characters) is the calibration pool. No article is in
   both. Each article is written as "title\\n\\nextract", articles joined with "\\n\\n".
 - `wikitext2`: WikiText-2 raw test, joined with "\\n\\n" (the paper's evaluation; needs the hub).
+- `wikitext2=PATH`: the same rows read from a local `wiki.test.raw` (or `wiki.train.raw` for
+  calibration) of wikitext-2-raw-v1, exactly as the hub loader builds them (see wikitext_rows),
+  so the token stream and the perplexity are the paper's. No hub needed.
 - `c4`: the first C4 train shard (the paper's calibration; needs the hub).
 - a path to a local `.txt` (one document) or `.jsonl` (one {"text": ...} per line) file.
 
@@ -64,10 +67,36 @@ def _article_text(a: dict) -> str:
     return f"{a['title']}\n\n{a['extract']}"
 
 
+def wikitext_rows(path: str | Path) -> list[str]:
+    """The rows the hub's wikitext-2-raw-v1 has for a local `wiki.*.raw` file.
+
+    The Hugging Face loader (huggingface/datasets, datasets/wikitext/wikitext.py at commit
+    02bb18c7f9899b206983480b14bc1accf69714a5, `_generate_examples`) opens the file with
+    encoding="utf-8" in text mode (universal newlines) and yields one row per line: the line
+    itself, trailing "\\n" kept, when it has any non-whitespace character, else "". The parquet
+    copy the hub serves today was converted from that script.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"wikitext2 file {str(path)!r} not found; give the path of wiki.test.raw from "
+                         f"wikitext-2-raw-v1 (e.g. --eval wikitext2=~/data/wikitext-2-raw/wiki.test.raw)")
+    with open(p, encoding="utf-8") as f:
+        return [row if row.strip() else "" for row in f]
+
+
+def joiner(source: str, role: str) -> str:
+    """How documents are joined into one stream. The official code (locuslab/wanda lib/data.py,
+    get_wikitext2) joins WikiText-2's test rows with "\\n\\n" and its train rows with " " (a local
+    wiki.train.raw given for calibration is joined the same way)."""
+    return " " if role == "calib" and source.startswith("wikitext2=") else "\n\n"
+
+
 def load_texts(source: str, role: str) -> list[str]:
     """The documents of `source` for `role` ('calib' or 'eval')."""
     if role not in ("calib", "eval"):
         raise ValueError(f"role must be 'calib' or 'eval', got {role!r}")
+    if source.startswith("wikitext2="):
+        return wikitext_rows(source.split("=", 1)[1])
     if source == "wiki":
         return [_article_text(a) for a in wiki_articles("calib" if role == "calib" else "test")]
     if source in HUB_SOURCES:
@@ -77,8 +106,8 @@ def load_texts(source: str, role: str) -> list[str]:
     path = Path(source).expanduser()
     if not path.is_file():
         raise ValueError(
-            f"unknown text source {source!r}: not one of {', '.join(SOURCES)} and not an existing "
-            f".txt or .jsonl file"
+            f"unknown text source {source!r}: not one of {', '.join(SOURCES)}, wikitext2=PATH (a local "
+            f"wiki.test.raw) or an existing .txt or .jsonl file"
         )
     if path.suffix == ".jsonl":
         texts = []
@@ -107,7 +136,7 @@ def _cached_stream(tokenizer, source: str, role: str) -> torch.Tensor:
     key = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), source, role)
     hit = _STREAMS.get(key)
     if hit is None:
-        hit = tokenize(tokenizer, join_texts(load_texts(source, role)))
+        hit = tokenize(tokenizer, joiner(source, role).join(load_texts(source, role)))
         if len(_STREAMS) >= 4:  # a few streams (calibration + evaluation), not a growing pile
             _STREAMS.pop(next(iter(_STREAMS)))
         _STREAMS[key] = hit

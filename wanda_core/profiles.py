@@ -49,6 +49,7 @@ class Profile:
     tasks: tuple[str, ...] = ()             # zero-shot tasks
     task_limit: int | None = 100            # examples per zero-shot task; None = the full sets
     task_dir: str | None = None             # local task files instead of the embedded/hub copies
+    ladder_tasks: tuple[str, ...] = ()      # zero-shot tasks on every ladder rung (cost grows with size); () = perplexity only
     device: str = "cpu"                     # cpu or cuda
     dtype: str = "float32"                  # float32 on CPU, float16 on GPU as the paper
     runs_dir: str = ""                      # where records go; filled from $WANDA_RUNS_DIR or runs/<name>

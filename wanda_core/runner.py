@@ -146,7 +146,7 @@ def _tasks_done(rec, cfg) -> bool:
         return True
     z = (rec or {}).get("results", {}).get("zeroshot")
     return bool(z) and all(t in z.get("tasks", {}) for t in cfg.tasks) and z.get("limit") == cfg.task_limit \
-        and z.get("task_dir") == cfg.task_dir
+        and z.get("task_dir") == cfg.task_dir and z.get("task_source", "hub") == cfg.task_source
 
 
 def is_complete(rec, cfg) -> bool:
@@ -167,7 +167,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     if cfg.tasks:
         from .zeroshot import check_tasks
 
-        check_tasks(list(cfg.tasks), cfg.task_dir)
+        check_tasks(list(cfg.tasks), cfg.task_dir, cfg.task_source)
 
     model, tok, info = get_model(cfg)
     if cfg.seqlen > info.max_seqlen:
@@ -222,7 +222,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
             from .zeroshot import evaluate_tasks
 
             z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
-                               batch_size=cfg.batch_size, add_bos=info.add_bos)
+                               batch_size=cfg.batch_size, add_bos=info.add_bos, source=cfg.task_source)
             z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
             new["results"]["zeroshot"] = z
         eval_seconds = time.perf_counter() - t_eval
