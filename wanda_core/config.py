@@ -32,6 +32,8 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
+from .allocation import ALLOCATIONS, check_owl
+from .refine import DSNOT_SKIPS, REFINES
 from .masks import GROUPS, check_nm, check_sparsity
 
 METHODS = ("dense", "magnitude", "wanda", "sparsegpt", "wanda-alpha")
@@ -77,6 +79,15 @@ class RunConfig:
     device: str = "cpu"               # cpu, cuda or cuda:N
     batch_size: int = 8               # windows per forward pass; changes speed, not results
     save_weights: bool = False        # keep the pruned weights so later evaluations reuse them
+    # After Wanda (wanda_core.allocation, wanda_core.refine); each enters the record hash only when not its default
+    allocation: str = "uniform"       # per-block sparsity: uniform (the paper's) or owl (OWL's outlier-weighted)
+    owl_m: float = 5.0                # OWL's M: an outlier is a Wanda score above M x its block's mean (OWL's 5)
+    owl_lambda: float = 0.08          # OWL's lambda: block sparsities span 2*lambda around the target (OWL's 0.08)
+    refine: str = "none"              # mask refinement without training: none, or dsnot (DSnoT's prune-and-grow)
+    dsnot_cycles: int = 50            # DSnoT's max_cycle_time: at most this many swaps per row (its README's 50)
+    dsnot_threshold: float = 0.1      # DSnoT's update_threshold: a row stops when |expected error| <= this (0.1)
+    dsnot_var_power: float = 1.0      # DSnoT's pow_of_var_regrowing: regrow by W*E[x] / Var(x)^power (its 1)
+    dsnot_skip: str = "mlp"           # DSnoT's skip_layer: Linears it leaves alone (mlp, its default; attn; none)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the record (KEY=VALUE)
 
     # --- derived -----------------------------------------------------------------------------
@@ -107,7 +118,8 @@ class RunConfig:
 
         if self.method == "dense":
             return False
-        if self.method == "sparsegpt" or self.weight_update != "none":
+        if self.method == "sparsegpt" or self.weight_update != "none" or self.allocation != "uniform" \
+                or self.refine != "none":
             return True
         return NEEDS_STATS.get(self.effective_score, True)
 
@@ -133,6 +145,11 @@ class RunConfig:
             f.update(calib=self.calib, nsamples=self.nsamples, seqlen=self.seqlen, seed=self.seed)
         if self.method == "sparsegpt" or self.weight_update != "none":
             f.update(blocksize=self.blocksize, percdamp=self.percdamp)
+        if self.allocation != "uniform":
+            f.update(allocation=self.allocation, owl_m=self.owl_m, owl_lambda=self.owl_lambda)
+        if self.refine != "none":
+            f.update({k: getattr(self, k) for k in ("refine", "dsnot_cycles", "dsnot_threshold", "dsnot_var_power",
+                                                    "dsnot_skip")})
         return f
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,7 +190,33 @@ class RunConfig:
             raise ValueError(f"percdamp must be in [0, 1), got {self.percdamp}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
+        _check_successors(self)
         return self
+
+
+def _check_successors(cfg: RunConfig) -> None:
+    """OWL's allocation and DSnoT's refinement: values, and the combinations that are not defined."""
+
+
+    if cfg.method == "dense":
+        return
+    if cfg.allocation == "owl":
+        if cfg.nm:
+            raise ValueError(f"allocation 'owl' gives each block its own sparsity, but structure {cfg.structure} fixes "
+                             f"every block at {cfg.target_sparsity:g}: a per-block N:M ratio is not defined; use "
+                             "structure='unstructured' with OWL, or allocation='uniform' with N:M")
+        check_owl(cfg.target_sparsity, cfg.owl_lambda, cfg.owl_m)
+    if cfg.refine == "dsnot":
+        if cfg.method == "sparsegpt" or cfg.weight_update == "iterative":
+            raise ValueError("refine 'dsnot' swaps weights of a fixed matrix, but SparseGPT's own mask (method sparsegpt, "
+                             "or weight_update 'iterative') is chosen on weights it has already updated; use method "
+                             "wanda/magnitude/wanda-alpha (optionally with weight_update='sequential', applied after DSnoT)")
+        if not isinstance(cfg.dsnot_cycles, int) or isinstance(cfg.dsnot_cycles, bool) or cfg.dsnot_cycles < 1:
+            raise ValueError(f"dsnot_cycles must be a whole number >= 1, got {cfg.dsnot_cycles!r} (DSnoT's default 50)")
+        for name in ("dsnot_threshold", "dsnot_var_power"):
+            v = getattr(cfg, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
 
 
 def _parse_nm(structure: str) -> tuple[int, int]:
@@ -188,11 +231,13 @@ def _parse_nm(structure: str) -> tuple[int, int]:
 # The fields that only matter when weights are pruned: `python -m wanda_core evaluate` (a dense
 # model) leaves them out. A new field appears in both commands until it is listed here.
 PRUNING_FIELDS = ("method", "sparsity", "structure", "score", "group", "weight_update", "calib", "nsamples",
-                  "seed", "blocksize", "percdamp", "save_weights")
+                  "seed", "blocksize", "percdamp", "save_weights", "allocation", "owl_m", "owl_lambda", "refine",
+                  "dsnot_cycles", "dsnot_threshold", "dsnot_var_power", "dsnot_skip")
 # The valid values of a field, from the constants above (a field may also declare
 # metadata={"choices": ...} or a typing.Literal type).
 TASK_SOURCES = ("embedded", "hub")
-CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES, "task_source": TASK_SOURCES}
+CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES, "task_source": TASK_SOURCES,
+           "allocation": ALLOCATIONS, "refine": REFINES, "dsnot_skip": DSNOT_SKIPS}
 
 
 def field_choices(cls=None) -> dict[str, tuple]:

@@ -8,6 +8,8 @@
    prune every Linear of the block, then run the block again with the pruned weights: its outputs
    are the next block's inputs (so later blocks see the errors of earlier ones).
 Methods that need no calibration data (magnitude) skip the forward passes altogether.
+OWL's allocation (allocation.py) adds one pass over the dense model before step 2 to give each
+block its own sparsity; DSnoT (refine.py) adjusts each Linear's mask once it is chosen.
 
     report = prune_model(model, cfg, calib_windows)   # cfg: RunConfig; windows: (n, seqlen) ids
 
@@ -24,10 +26,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .allocation import block_sparsities, outlier_ratio
 from .config import RunConfig
 from .masks import alpha_mask, check_nm, structure_mask
 from .models import find_blocks, find_linears
-from .scores import LayerStats, check_score_output, get_score
+from .refine import accumulate_moments, dsnot, skipped
+from .scores import LayerStats, check_score_output, get_score, wanda
 from .sparsegpt import sparsegpt_prune
 
 log = logging.getLogger(__name__)
@@ -114,8 +118,8 @@ def _run_block(block, inps: torch.Tensor, extra, batch_size: int, out: torch.Ten
 class _StatsHook:
     """Accumulates a Linear layer's input statistics over calibration tokens, in float32."""
 
-    def __init__(self, layer: nn.Linear, need_sq: bool, need_h: bool):
-        self.need_sq, self.need_h = need_sq, need_h
+    def __init__(self, layer: nn.Linear, need_sq: bool, need_h: bool, need_moments: bool = False):
+        self.need_sq, self.need_h, self.need_moments = need_sq, need_h, need_moments
         self.stats = LayerStats()
         n_in = layer.in_features
         dev = layer.weight.device
@@ -126,6 +130,8 @@ class _StatsHook:
         self.handle = layer.register_forward_hook(self)
 
     def __call__(self, _mod, inp, _out):
+        if self.need_moments:  # DSnoT's per-window moments need the window axis
+            accumulate_moments(self.stats, inp[0])
         x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float()
         n, t = self.stats.tokens, x.shape[0]
         keep = n / (n + t)  # running means, so long calibration sets never overflow
@@ -136,31 +142,37 @@ class _StatsHook:
         self.stats.tokens = n + t
 
 
-def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, score_fn=None) -> dict[str, Any]:
-    """Prune one Linear in place; returns what happened (sparsity, alpha, seconds)."""
+def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, score_fn=None,
+                 sparsity: float | None = None, name: str = "") -> dict[str, Any]:
+    """Prune one Linear in place (to `sparsity`, default the target); returns what happened."""
     W = layer.weight.data
+    sparsity = cfg.target_sparsity if sparsity is None else sparsity
     info: dict[str, Any] = {}
     score = score_fn or get_score(cfg.effective_score if cfg.method != "sparsegpt" else "magnitude")
     if cfg.method == "sparsegpt":
-        Wn, mask = sparsegpt_prune(W, stats.hessian, cfg.target_sparsity, cfg.nm, cfg.blocksize, cfg.percdamp)
+        Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp)
     elif cfg.weight_update == "iterative":
         def block_score(Wb, cols):
             sub = LayerStats(input_sq_mean=None if stats.input_sq_mean is None else stats.input_sq_mean[cols],
                              tokens=stats.tokens)
             return check_score_output(score(Wb, sub), Wb, "score")
 
-        Wn, mask = sparsegpt_prune(W, stats.hessian, cfg.target_sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
+        Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
                                    mask_mode="score", score_fn=block_score)
     else:
         # a plugged-in score gets a copy: an in-place edit of W must not alter the model silently
         Wf = W.detach().float().clone() if score_fn is not None else W.float()
         s = check_score_output(score(Wf, stats if stats is not None else LayerStats()), W, "score")
         if cfg.method == "wanda-alpha":
-            mask, info["alpha"] = alpha_mask(s, cfg.target_sparsity)
+            mask, info["alpha"] = alpha_mask(s, sparsity)
         else:
-            mask = structure_mask(s, cfg.target_sparsity, cfg.effective_group, cfg.nm)
+            mask = structure_mask(s, sparsity, cfg.effective_group, cfg.nm)
+        if cfg.refine == "dsnot" and not skipped(name, cfg.dsnot_skip):
+            new = dsnot(W, mask, stats, s, cfg.nm, cfg.dsnot_cycles, cfg.dsnot_threshold, cfg.dsnot_var_power)
+            info["dsnot_swaps"] = int((new & ~mask).sum())
+            mask = new
         if cfg.weight_update == "sequential":
-            Wn, mask = sparsegpt_prune(W, stats.hessian, cfg.target_sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
+            Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
                                        mask_mode="fixed", fixed_mask=mask)
         else:
             Wn = W.masked_fill(mask, 0)
@@ -191,6 +203,14 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
 
     if cfg.method == "dense":
         return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info)
+    sparsity = [cfg.target_sparsity] * len(blocks)
+    if cfg.allocation != "uniform":
+        t = time.perf_counter()
+        ratios = owl_outlier_ratios(model, cfg, calib_windows, progress)
+        sizes = [sum(l.weight.numel() for l in find_linears(b).values()) for b in blocks]
+        sparsity = block_sparsities(cfg.allocation, cfg.target_sparsity, len(blocks), ratios, cfg.owl_lambda, sizes)
+        extra_info["allocation"] = {"method": cfg.allocation, "outlier_ratio": ratios, "block_sparsity": sparsity}
+        timings["allocation"] = time.perf_counter() - t
 
     if need_calib:
         if calib_windows is None:
@@ -206,7 +226,7 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
         linears = find_linears(block)
         stats: dict[str, LayerStats | None] = {name: None for name in linears}
         if need_calib:
-            hooks = {name: _StatsHook(layer, need_sq, need_h) for name, layer in linears.items()}
+            hooks = {name: _StatsHook(layer, need_sq, need_h, cfg.refine == "dsnot") for name, layer in linears.items()}
             t = time.perf_counter()
             try:
                 _run_block(block, inps, extras[bi], cfg.batch_size)
@@ -218,7 +238,7 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
             stats = {name: h.stats for name, h in hooks.items()}
         t = time.perf_counter()
         for name, layer in linears.items():
-            info = prune_linear(layer, cfg, stats[name], score_fn)
+            info = prune_linear(layer, cfg, stats[name], score_fn, sparsity[bi], name)
             if info:
                 extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
         _sync(device)
@@ -231,6 +251,27 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
             timings["reforward"] += time.perf_counter() - t
             inps, outs = outs, inps
     return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info)
+
+
+@torch.no_grad()
+def owl_outlier_ratios(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | None,
+                       progress: bool = True) -> list[float]:
+    """OWL's pass over the dense model: each block's outlier ratio of its Wanda scores."""
+    if calib_windows is None:
+        raise ValueError("allocation 'owl' measures outliers on calibration windows, but none were given")
+    inps, extras = capture_block_inputs(model, calib_windows, cfg.batch_size)
+    outs, ratios = torch.empty_like(inps), []
+    for bi, block in enumerate(tqdm(find_blocks(model), desc="OWL outlier ratios", disable=not progress, leave=False)):
+        linears = find_linears(block)
+        hooks = {name: _StatsHook(layer, True, False) for name, layer in linears.items()}
+        try:
+            _run_block(block, inps, extras[bi], cfg.batch_size, outs)  # dense weights: stats and outputs at once
+        finally:
+            for h in hooks.values():
+                h.handle.remove()
+        ratios.append(outlier_ratio([wanda(layer.weight.data, hooks[n].stats) for n, layer in linears.items()], cfg.owl_m))
+        inps, outs = outs, inps
+    return ratios
 
 
 def sparsity_report(model: nn.Module) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class Profile:
     seeds: tuple[int, ...] = (0, 1, 2)      # calibration seeds for the variance studies
     calib_sizes: tuple[int, ...] = (1, 4, 32)   # calibration windows swept in the calibration chapter
     sparsities: tuple[float, ...] = (0.3, 0.5, 0.7, 0.8)   # unstructured ratios swept
+    successor_sparsities: tuple[float, ...] = (0.5, 0.6, 0.7)  # After Wanda: unstructured ratios (OWL's claim is at 0.7)
+    successor_structures: tuple[str, ...] = ("2:4",)            # After Wanda: N:M settings, for the methods they apply to
+    successor_zeroshot: bool = True         # After Wanda: zero-shot tasks on every run (off where the time budget is short)
     tasks: tuple[str, ...] = ()             # zero-shot tasks
     task_limit: int | None = 100            # examples per zero-shot task; None = the full sets
     task_dir: str | None = None             # local task files instead of the embedded/hub copies
@@ -107,8 +110,9 @@ def _check(p: Profile) -> Profile:
     for k in ("eval_windows", "task_limit"):
         if getattr(p, k) is not None and getattr(p, k) < 1:
             raise ValueError(f"profile {p.name!r}: {k} must be >= 1 or null (all), got {getattr(p, k)}")
-    if any(not 0 <= s < 1 for s in p.sparsities):
-        raise ValueError(f"profile {p.name!r}: sparsities must lie in [0, 1), got {list(p.sparsities)}")
+    for k in ("sparsities", "successor_sparsities"):
+        if any(not 0 <= s < 1 for s in getattr(p, k)):
+            raise ValueError(f"profile {p.name!r}: {k} must lie in [0, 1), got {list(getattr(p, k))}")
     if any(c < 1 for c in p.calib_sizes):
         raise ValueError(f"profile {p.name!r}: calib_sizes must be >= 1, got {list(p.calib_sizes)}")
     if not p.seeds:

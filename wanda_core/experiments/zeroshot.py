@@ -15,7 +15,8 @@ import math
 
 import pandas as pd
 
-from ..profiles import Profile, repo_root
+from .. import paper
+from ..profiles import Profile
 from ..runner import run_many
 from ..tasks import CHANCE, EXTRA_TASKS, PAPER_TASKS
 
@@ -89,8 +90,8 @@ def comparisons(mean: pd.DataFrame, claims=CLAIMS) -> pd.DataFrame:
 
 def paper_rows(table: str = "Table 2") -> pd.DataFrame:
     """The paper's zero-shot numbers (verified rows only), as fractions like ours."""
-    p = pd.read_csv(repo_root() / "data" / "paper_numbers.csv", dtype={"task": str})
-    p = p[(p["table"] == table) & p["metric"].str.startswith("zeroshot") & (p["verified"] == "yes")].copy()
+    p = paper.verified(paper.numbers(table=table))
+    p = p[p["metric"].str.startswith("zeroshot")].copy()
     p["config"] = [label(m, s) for m, s in zip(p["method"], p["structure"])]
     p["task"] = p["task"].fillna("mean")
     p["acc"] = p["value"] / 100
