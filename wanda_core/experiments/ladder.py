@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import paper as paper_numbers
 from ..profiles import Profile, load_profile, repo_root
 from ..runner import load_record, run_many
 from . import zeroshot as zs
@@ -106,9 +107,7 @@ def claims(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paper() -> pd.DataFrame:
     """The paper's LLaMA-2 WikiText-2 perplexities (Table 3, verified), relative to dense."""
-    p = pd.read_csv(repo_root() / "data" / "paper_numbers.csv", dtype={"task": str})
-    p = p[(p["table"] == "Table 3") & (p["metric"] == "wikitext2_ppl") & (p["verified"] == "yes")
-          & p["model"].isin(list(PAPER_PARAMS))].copy()
+    p = paper_numbers.verified(paper_numbers.numbers(table="Table 3", metric="wikitext2_ppl", model=list(PAPER_PARAMS)))
     p["config"] = [zs.label(m, s) for m, s in zip(p["method"], p["structure"])]
     dense = p[p["method"] == "dense"].set_index("model")["value"]
     p["ppl_rel"] = p["value"] / p["model"].map(dense)
