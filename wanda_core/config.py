@@ -50,6 +50,7 @@ class RunConfig:
     dtype: str = "float32"            # CPU default; float16 on GPU as the paper
     device: str = "cpu"               # "cuda" on a GPU
     batch_size: int = 8               # windows per forward; changes speed, not results
+    offload: bool = False             # weights stay in CPU memory, one block at a time on `device`
     save_weights: bool = False        # keep the pruned weights so later evaluations reuse them
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the record
 
@@ -139,6 +140,8 @@ class RunConfig:
             raise ValueError(f"percdamp must be in [0, 1), got {self.percdamp}")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"unknown dtype {self.dtype!r}; valid: float32, float16, bfloat16")
+        if not isinstance(self.offload, bool):
+            raise ValueError(f"offload must be True or False, got {self.offload!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
         return self

@@ -33,7 +33,7 @@ from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance,
 
 log = logging.getLogger(__name__)
 
-_MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> (model, tok, info, pristine weights)
+_MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> [model, tok, info, handed out before]
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -41,17 +41,20 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def get_model(cfg: RunConfig):
-    """The model with its original (dense) weights, loaded once per process and restored after."""
-    key = (cfg.model, cfg.dtype, cfg.device)
-    if key not in _MODEL_CACHE:
+    """The model with its original (dense) weights: loaded once per process, and reloaded (the
+    tokenizer kept) after a run has handed it out, rather than restored from a second copy of the
+    weights held in memory (a reload of the cached safetensors costs about a second at 135M)."""
+    device = "cpu" if cfg.offload else cfg.device  # offload: the engine brings blocks to cfg.device
+    key = (cfg.model, cfg.dtype, device)
+    entry = _MODEL_CACHE.get(key)
+    if entry is None or entry[3]:
+        tok = entry[1] if entry else None  # the same tokenizer object: data.py caches streams by it
         _MODEL_CACHE.clear()  # one model at a time: memory matters more than reload time
-        model, tok, info = models.load_model(cfg.model, _dtype(cfg.dtype), cfg.device)
-        pristine = {n: p.detach().clone().cpu() for n, p in _block_linear_weights(model).items()}
-        _MODEL_CACHE[key] = (model, tok, info, pristine)
-    model, tok, info, pristine = _MODEL_CACHE[key]
-    for n, p in _block_linear_weights(model).items():
-        p.data.copy_(pristine[n].to(p.device))
-    return model, tok, info
+        del entry
+        model, tok2, info = models.load_model(cfg.model, _dtype(cfg.dtype), device)
+        entry = _MODEL_CACHE[key] = [model, tok or tok2, info, False]
+    entry[3] = True
+    return entry[0], entry[1], entry[2]
 
 
 def _block_linear_weights(model) -> dict[str, torch.Tensor]:
