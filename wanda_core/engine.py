@@ -308,6 +308,7 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
         home = _activation_home(inps, device) if offload else inps.device
         inps = inps.pin_memory() if home == "pinned" else inps.to(home)
         outs = torch.empty_like(inps)  # the two buffers swap roles block after block
+        outs = outs.pin_memory() if home == "pinned" else outs
         timings["capture"] = time.perf_counter() - t
 
     bar = tqdm(range(len(blocks)), desc=f"pruning ({cfg.method})", disable=not progress, leave=False)
