@@ -71,22 +71,23 @@ def test_types_become_options():
 
 @dataclass
 class _Extended(RunConfig):
-    offload: bool = False                                  # keep the model on the CPU between blocks
-    allocation: Literal["uniform", "owl"] = "uniform"      # per-layer sparsity allocation
-    owl_m: float = 5.0                                     # outlier threshold M
-    owl_lambda: float | None = None                        # allocation spread; none = the paper's
-    refine: tuple[int, ...] = ()                           # refinement passes
+    new_switch: bool = False                               # a new on/off setting
+    new_choice: Literal["uniform", "other"] = "uniform"    # a new setting with fixed values
+    new_number: float = 5.0                                # a new number
+    new_optional: float | None = None                      # a new optional number; none = off
+    new_list: tuple[int, ...] = ()                         # a new list of whole numbers
 
 
 def test_new_fields_appear_with_no_cli_edit():
     ap = build_parser(_Extended)
     text = _options("prune", _Extended)
-    assert "--offload keep the model on the CPU between blocks (default: False)" in text
-    assert "--owl-lambda OWL_LAMBDA allocation spread; none = the paper's (default: none)" in text
-    a = ap.parse_args(["prune", "--offload", "--allocation", "owl", "--owl-m", "7", "--owl-lambda", "none", "--refine", "1", "2"])
+    assert "--new-switch a new on/off setting (default: False)" in text
+    assert "--new-optional NEW_OPTIONAL a new optional number; none = off (default: none)" in text
+    a = ap.parse_args(["prune", "--new-switch", "--new-choice", "other", "--new-number", "7", "--new-optional", "none",
+                       "--new-list", "1", "2"])
     cfg = config_from_args(a, _Extended)
     assert isinstance(cfg, _Extended)
-    assert (cfg.offload, cfg.allocation, cfg.owl_m, cfg.owl_lambda, cfg.refine) == (True, "owl", 7.0, None, (1, 2))
+    assert (cfg.new_switch, cfg.new_choice, cfg.new_number, cfg.new_optional, cfg.new_list) == (True, "other", 7.0, None, (1, 2))
     with pytest.raises(SystemExit):
-        ap.parse_args(["prune", "--allocation", "random"])
-    assert "--offload" in _options("evaluate", _Extended)
+        ap.parse_args(["prune", "--new-choice", "random"])
+    assert "--new-switch" in _options("evaluate", _Extended)

@@ -165,7 +165,6 @@ def test_prune_model_by_hand():
     assert _one_linear("wanda", score="magnitude") == ([0.0, 0.0, 3.0, 4.0], 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine.prune_linear to pass rule=cfg.mask_rule to structure_mask")
 def test_paper_magnitude_baseline_by_hand():
     # the official rule on one 1x4 layer: thresh = sort(|W|)[int(4 * 0.5)] = 3, and every |W| <= 3
     # goes: only 4 is kept, and the record reports the sparsity actually reached, 0.75

@@ -78,6 +78,7 @@ class RunConfig:
     dtype: str = "float32"            # float32 on CPU; float16 on a GPU as the paper
     device: str = "cpu"               # cpu, cuda or cuda:N
     batch_size: int = 8               # windows per forward pass; changes speed, not results
+    offload: bool = False             # weights stay in CPU memory, one block at a time on `device` (results identical)
     save_weights: bool = False        # keep the pruned weights so later evaluations reuse them
     # After Wanda (wanda_core.allocation, wanda_core.refine); each enters the record hash only when not its default
     allocation: str = "uniform"       # per-block sparsity: uniform (the paper's) or owl (OWL's outlier-weighted)
@@ -188,6 +189,8 @@ class RunConfig:
             raise ValueError(f"eval_windows must be a whole number >= 1 or None (all), got {self.eval_windows!r}")
         if not 0 <= self.percdamp < 1:
             raise ValueError(f"percdamp must be in [0, 1), got {self.percdamp}")
+        if not isinstance(self.offload, bool):
+            raise ValueError(f"offload must be True or False, got {self.offload!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
         _check_successors(self)

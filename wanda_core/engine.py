@@ -3,13 +3,19 @@
 1. Capture what block 0 receives for every calibration window (the embeddings), and the extra
    arguments each block is called with (attention mask, position ids, rotary embeddings, which
    differ per block for sliding-window models such as Gemma-3).
-2. For each block: run the calibration inputs through the *dense* block with hooks on every
-   nn.Linear to gather statistics (Wanda: running mean of x_j^2; SparseGPT: H = 2/n sum x x^T),
-   prune every Linear of the block, then run the block again with the pruned weights: its outputs
-   are the next block's inputs (so later blocks see the errors of earlier ones).
+2. For each block: run the calibration inputs through the *dense* block with one hook per distinct
+   input tensor (q/k/v read one, gate/up another) gathering statistics (Wanda: running mean of
+   x_j^2; SparseGPT: H = 2/n sum x x^T), prune every Linear of the block in place, then run the
+   block again with the pruned weights: its outputs are the next block's inputs (so later blocks
+   see the errors of earlier ones). Two passes per block are the floor; the rest is cheap.
 Methods that need no calibration data (magnitude) skip the forward passes altogether.
 OWL's allocation (allocation.py) adds one pass over the dense model before step 2 to give each
 block its own sparsity; DSnoT (refine.py) adjusts each Linear's mask once it is chosen.
+
+Devices: a model on one device prunes there. `cfg.offload` keeps the weights in CPU memory and
+brings one block at a time to `cfg.device` (activations stay there, or in pinned CPU memory when
+they do not fit). A model split over devices by accelerate's device_map="auto" prunes each block
+where it lives; the activations follow the blocks.
 
     report = prune_model(model, cfg, calib_windows)   # cfg: RunConfig; windows: (n, seqlen) ids
 
@@ -30,9 +36,10 @@ from .allocation import block_sparsities, outlier_ratio
 from .config import RunConfig
 from .masks import alpha_mask, check_nm, structure_mask
 from .models import find_blocks, find_linears
+from .placement import activation_home, block_device, move_block, to_device
 from .refine import accumulate_moments, dsnot, skipped
 from .scores import LayerStats, check_score_output, get_score, wanda
-from .sparsegpt import sparsegpt_prune
+from .sparsegpt import inverse_hessian_cholesky, sparsegpt_prune
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +60,23 @@ def check_model_for(cfg: RunConfig, model: nn.Module) -> None:
                 check_nm(*cfg.nm, layer.in_features)
 
 
+def needs_calibration(cfg: RunConfig, score_fn=None) -> bool:
+    """Does this prune read calibration data? The config says (RunConfig.needs_calibration), except
+    that a plugged-in score may read the statistics whatever the method (the one place that decides)."""
+    return cfg.method != "dense" and (cfg.needs_calibration or score_fn is not None)
+
+
 def _sync(device) -> None:
     if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
 def capture_block_inputs(model: nn.Module, windows: torch.Tensor, batch_size: int):
     """(inputs of block 0 for every window, per-block (args, kwargs) for a batch of one)."""
     blocks = find_blocks(model)
-    device = next(model.parameters()).device
+    emb = getattr(model, "get_input_embeddings", None)  # under a device_map: where the ids go in
+    device = emb().weight.device if emb is not None else next(model.parameters()).device
     inps: list[torch.Tensor] = []
 
     def grab_first(_mod, args, kwargs):
@@ -81,109 +95,162 @@ def capture_block_inputs(model: nn.Module, windows: torch.Tensor, batch_size: in
         handle.remove()
 
     # Each block's other arguments, seen once with a batch of one window: tensors in them have
-    # batch size 1 and broadcast over any batch.
+    # batch size 1 and broadcast over any batch. The blocks are stood in for by a stub that passes
+    # its input through, so this costs no block computation (an offloaded model never runs on CPU).
     per_block: list[Any] = [None] * len(blocks)
 
-    def grab_kwargs(idx):
-        def hook(_mod, args, kwargs):
-            rest = args[1:]
-            kw = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-            per_block[idx] = (rest, kw)
+    def stub(idx):
+        def forward(*args, **kwargs):
+            per_block[idx] = (args[1:], {k: v for k, v in kwargs.items() if k != "hidden_states"})
             if idx == len(blocks) - 1:
                 raise _Stop
+            return args[0] if args else kwargs["hidden_states"]
 
-        return hook
+        return forward
 
-    handles = [b.register_forward_pre_hook(grab_kwargs(i), with_kwargs=True) for i, b in enumerate(blocks)]
+    saved = [b.__dict__.get("forward") for b in blocks]  # accelerate's hooks wrap forward per instance
     try:
+        for i, b in enumerate(blocks):
+            b.forward = stub(i)
         model(input_ids=windows[:1].to(device), use_cache=False)
     except _Stop:
         pass
     finally:
-        for h in handles:
-            h.remove()
+        for b, f in zip(blocks, saved):
+            if f is None:
+                del b.forward
+            else:
+                b.forward = f
     return torch.cat(inps), per_block
 
 
 def _run_block(block, inps: torch.Tensor, extra, batch_size: int, out: torch.Tensor | None = None):
-    rest, kw = extra
+    """The block over all windows, a batch at a time; inputs and arguments go to the block's device."""
+    dev = block_device(block)
+    rest, kw = to_device(extra, dev)
     for i in range(0, len(inps), batch_size):
-        o = block(inps[i : i + batch_size], *rest, **kw)
+        o = block(inps[i : i + batch_size].to(dev, non_blocking=True), *rest, **kw)
         o = o[0] if isinstance(o, (tuple, list)) else o
         if out is not None:
-            out[i : i + batch_size] = o
+            out[i : i + batch_size].copy_(o, non_blocking=True)
     return out
 
 
-class _StatsHook:
-    """Accumulates a Linear layer's input statistics over calibration tokens, in float32."""
+class _BlockStats:
+    """Input statistics of a block's Linears, gathered once per distinct input tensor: Linears fed
+    the very same tensor (q/k/v, gate/up) share one accumulator (float32 running means, so long
+    calibration sets never overflow): Wanda's mean x_j^2 and/or SparseGPT's H = 2/n sum x x^T, and
+    DSnoT's per-window moments when `need_moments`."""
 
-    def __init__(self, layer: nn.Linear, need_sq: bool, need_h: bool, need_moments: bool = False):
+    def __init__(self, linears: dict[str, nn.Linear], need_sq: bool, need_h: bool, need_moments: bool = False):
         self.need_sq, self.need_h, self.need_moments = need_sq, need_h, need_moments
-        self.stats = LayerStats()
-        n_in = layer.in_features
-        dev = layer.weight.device
-        if need_sq:
-            self.stats.input_sq_mean = torch.zeros(n_in, dtype=torch.float32, device=dev)
-        if need_h:
-            self.stats.hessian = torch.zeros(n_in, n_in, dtype=torch.float32, device=dev)
-        self.handle = layer.register_forward_hook(self)
+        self.stats: dict[str, LayerStats] = {}
+        self.follows: dict[str, bool] = {}  # True: reads the input of the Linear called just before
+        self._last: tuple[torch.Tensor, LayerStats] | None = None
+        self.handles = [layer.register_forward_hook(self._hook(name)) for name, layer in linears.items()]
 
-    def __call__(self, _mod, inp, _out):
-        if self.need_moments:  # DSnoT's per-window moments need the window axis
-            accumulate_moments(self.stats, inp[0])
-        x = inp[0].detach().reshape(-1, inp[0].shape[-1]).float()
-        n, t = self.stats.tokens, x.shape[0]
-        keep = n / (n + t)  # running means, so long calibration sets never overflow
+    def _hook(self, name: str):
+        def hook(_mod, inp, _out):
+            x = inp[0]
+            follows = self._last is not None and x is self._last[0]
+            if self.follows.setdefault(name, follows) != follows:
+                raise RuntimeError(f"{name} shared its input with the previous Linear in one batch but not another")
+            if follows:
+                self.stats[name] = self._last[1]
+                return
+            if name not in self.stats:
+                self.stats[name] = self._new(x)
+            self._accumulate(self.stats[name], x)
+            self._last = (x, self.stats[name])  # holding x keeps its identity unique during the pass
+        return hook
+
+    def _new(self, x: torch.Tensor) -> LayerStats:
+        n_in, dev = x.shape[-1], x.device
+        st = LayerStats()
         if self.need_sq:
-            self.stats.input_sq_mean.mul_(keep).add_(x.pow(2).sum(0), alpha=1 / (n + t))
+            st.input_sq_mean = torch.zeros(n_in, dtype=torch.float32, device=dev)
         if self.need_h:
-            self.stats.hessian.mul_(keep).addmm_(x.t(), x, alpha=2 / (n + t))
-        self.stats.tokens = n + t
+            st.hessian = torch.zeros(n_in, n_in, dtype=torch.float32, device=dev)
+        return st
+
+    def _accumulate(self, st: LayerStats, x: torch.Tensor) -> None:
+        if self.need_moments:  # DSnoT's per-window moments need the window axis
+            accumulate_moments(st, x)
+        x = x.detach().reshape(-1, x.shape[-1]).float()  # no copy in float32
+        n, t = st.tokens, x.shape[0]
+        keep = n / (n + t)
+        if self.need_sq:
+            st.input_sq_mean.mul_(keep).add_(x.pow(2).sum(0), alpha=1 / (n + t))
+        if self.need_h:
+            st.hessian.mul_(keep).addmm_(x.t(), x, alpha=2 / (n + t))
+        st.tokens = n + t
+
+    def close(self) -> dict[str, LayerStats]:
+        for h in self.handles:
+            h.remove()
+        self._last = None
+        return self.stats
 
 
 def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, score_fn=None,
-                 sparsity: float | None = None, name: str = "") -> dict[str, Any]:
-    """Prune one Linear in place (to `sparsity`, default the target); returns what happened."""
+                 sparsity: float | None = None, hinv_cache: dict | None = None, name: str = "") -> dict[str, Any]:
+    """Prune one Linear in place (its weight tensor is overwritten, never replaced); returns what
+    happened (alpha of wanda-alpha, DSnoT's swaps). `sparsity` overrides cfg's target for this layer
+    (per-block allocations); `hinv_cache` shares SparseGPT's inverse Hessian between Linears of one
+    input; `name` (inside the block) tells DSnoT which Linears it skips."""
     W = layer.weight.data
     sparsity = cfg.target_sparsity if sparsity is None else sparsity
     info: dict[str, Any] = {}
     score = score_fn or get_score(cfg.effective_score if cfg.method != "sparsegpt" else "magnitude")
+
+    def hinv():
+        if hinv_cache is None:
+            return None
+        key = id(stats)
+        if key not in hinv_cache:
+            hinv_cache[key] = inverse_hessian_cholesky(stats.hessian, cfg.percdamp)
+        return hinv_cache[key]
+
+    def update(mask_mode, **kw):  # SparseGPT's OBS update (its own mask, or a given/iterative one)
+        return sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
+                               mask_mode=mask_mode, hinv=hinv(), **kw)
+
     if cfg.method == "sparsegpt":
-        Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp)
+        Wn, _ = update("sparsegpt")
     elif cfg.weight_update == "iterative":
         def block_score(Wb, cols):
             sub = LayerStats(input_sq_mean=None if stats.input_sq_mean is None else stats.input_sq_mean[cols],
                              tokens=stats.tokens)
             return check_score_output(score(Wb, sub), Wb, "score")
 
-        Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
-                                   mask_mode="score", score_fn=block_score)
+        Wn, _ = update("score", score_fn=block_score)
     else:
         # a plugged-in score gets a copy: an in-place edit of W must not alter the model silently
         Wf = W.detach().float().clone() if score_fn is not None else W.float()
         s = check_score_output(score(Wf, stats if stats is not None else LayerStats()), W, "score")
+        del Wf
         if cfg.method == "wanda-alpha":
             mask, info["alpha"] = alpha_mask(s, sparsity)
         else:
-            mask = structure_mask(s, sparsity, cfg.effective_group, cfg.nm)
+            mask = structure_mask(s, sparsity, cfg.effective_group, cfg.nm, cfg.mask_rule)
         if cfg.refine == "dsnot" and not skipped(name, cfg.dsnot_skip):
             new = dsnot(W, mask, stats, s, cfg.nm, cfg.dsnot_cycles, cfg.dsnot_threshold, cfg.dsnot_var_power)
             info["dsnot_swaps"] = int((new & ~mask).sum())
             mask = new
+        del s
         if cfg.weight_update == "sequential":
-            Wn, mask = sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
-                                       mask_mode="fixed", fixed_mask=mask)
+            Wn, _ = update("fixed", fixed_mask=mask)
         else:
-            Wn = W.masked_fill(mask, 0)
-    layer.weight.data = Wn.to(W.dtype)
+            W.masked_fill_(mask, 0)
+            return info
+    W.copy_(Wn)
     return info
 
 
 @torch.no_grad()
 def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | None,
                 score_fn=None, progress: bool = True) -> dict[str, Any]:
-    """Prune `model` in place as `cfg` says; returns a report (sparsities and timings).
+    """Prune `model` in place as `cfg` says; returns a report (sparsities, timings, peak memory).
 
     `score_fn` (W, stats) -> score plugs in a custom score (overrides cfg.score)."""
     cfg.validate()
@@ -193,21 +260,24 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
                          "weight_update='sequential' or 'iterative'")
     check_model_for(cfg, model)
     t_start = time.perf_counter()
-    device = next(model.parameters()).device
+    offload = cfg.offload
+    device = torch.device(cfg.device) if offload else block_device(find_blocks(model)[0])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     blocks = find_blocks(model)
-    need_calib = cfg.needs_calibration or (score_fn is not None and cfg.method != "dense")
+    need_calib = needs_calibration(cfg, score_fn)
     need_sq = need_calib and cfg.method != "sparsegpt"
     need_h = cfg.method == "sparsegpt" or cfg.weight_update != "none"
     timings = {"capture": 0.0, "statistics_forward": 0.0, "reforward": 0.0, "score_mask": 0.0}
     extra_info: dict[str, Any] = {}
 
     if cfg.method == "dense":
-        return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info)
+        return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info, device)
     sparsity = [cfg.target_sparsity] * len(blocks)
     if cfg.allocation != "uniform":
         t = time.perf_counter()
         ratios = owl_outlier_ratios(model, cfg, calib_windows, progress)
-        sizes = [sum(l.weight.numel() for l in find_linears(b).values()) for b in blocks]
+        sizes = [sum(lin.weight.numel() for lin in find_linears(b).values()) for b in blocks]
         sparsity = block_sparsities(cfg.allocation, cfg.target_sparsity, len(blocks), ratios, cfg.owl_lambda, sizes)
         extra_info["allocation"] = {"method": cfg.allocation, "outlier_ratio": ratios, "block_sparsity": sparsity}
         timings["allocation"] = time.perf_counter() - t
@@ -217,40 +287,47 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
             raise ValueError(f"method {cfg.method!r} needs calibration windows")
         t = time.perf_counter()
         inps, extras = capture_block_inputs(model, calib_windows, cfg.batch_size)
+        home = activation_home(inps, device) if offload else inps.device
+        inps = inps.pin_memory() if home == "pinned" else inps.to(home)
+        outs = torch.empty_like(inps)  # the two buffers swap roles block after block
+        outs = outs.pin_memory() if home == "pinned" else outs
         timings["capture"] = time.perf_counter() - t
-        outs = torch.empty_like(inps)
 
     bar = tqdm(range(len(blocks)), desc=f"pruning ({cfg.method})", disable=not progress, leave=False)
     for bi in bar:
         block = blocks[bi]
+        back = move_block(block, device) if offload else None
+        if need_calib and home != "pinned" and inps.device != block_device(block):  # device_map: inputs follow
+            inps, outs = inps.to(block_device(block)), outs.to(block_device(block))
         linears = find_linears(block)
         stats: dict[str, LayerStats | None] = {name: None for name in linears}
         if need_calib:
-            hooks = {name: _StatsHook(layer, need_sq, need_h, cfg.refine == "dsnot") for name, layer in linears.items()}
+            collector = _BlockStats(linears, need_sq, need_h, cfg.refine == "dsnot")
             t = time.perf_counter()
             try:
                 _run_block(block, inps, extras[bi], cfg.batch_size)
             finally:
-                for h in hooks.values():
-                    h.handle.remove()
-            _sync(device)
+                stats = collector.close()
+            _sync(block_device(block))
             timings["statistics_forward"] += time.perf_counter() - t
-            stats = {name: h.stats for name, h in hooks.items()}
         t = time.perf_counter()
+        hinv_cache: dict = {}
         for name, layer in linears.items():
-            info = prune_linear(layer, cfg, stats[name], score_fn, sparsity[bi], name)
+            info = prune_linear(layer, cfg, stats.pop(name), score_fn, sparsity[bi], hinv_cache, name)
             if info:
                 extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
-        _sync(device)
+        del hinv_cache, stats
+        _sync(block_device(block))
         timings["score_mask"] += time.perf_counter() - t
-        del stats
         if need_calib and bi < len(blocks) - 1:
             t = time.perf_counter()
             _run_block(block, inps, extras[bi], cfg.batch_size, outs)
-            _sync(device)
+            _sync(block_device(block))
             timings["reforward"] += time.perf_counter() - t
             inps, outs = outs, inps
-    return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info)
+        if back is not None:
+            back()
+    return _report(model, cfg, timings, time.perf_counter() - t_start, extra_info, device)
 
 
 @torch.no_grad()
@@ -262,15 +339,17 @@ def owl_outlier_ratios(model: nn.Module, cfg: RunConfig, calib_windows: torch.Te
     inps, extras = capture_block_inputs(model, calib_windows, cfg.batch_size)
     outs, ratios = torch.empty_like(inps), []
     for bi, block in enumerate(tqdm(find_blocks(model), desc="OWL outlier ratios", disable=not progress, leave=False)):
+        back = move_block(block, torch.device(cfg.device)) if cfg.offload else None
         linears = find_linears(block)
-        hooks = {name: _StatsHook(layer, True, False) for name, layer in linears.items()}
+        collector = _BlockStats(linears, True, False)
         try:
             _run_block(block, inps, extras[bi], cfg.batch_size, outs)  # dense weights: stats and outputs at once
         finally:
-            for h in hooks.values():
-                h.handle.remove()
-        ratios.append(outlier_ratio([wanda(layer.weight.data, hooks[n].stats) for n, layer in linears.items()], cfg.owl_m))
+            stats = collector.close()
+        ratios.append(outlier_ratio([wanda(layer.weight.data, stats[n]) for n, layer in linears.items()], cfg.owl_m))
         inps, outs = outs, inps
+        if back is not None:
+            back()
     return ratios
 
 
@@ -291,9 +370,8 @@ def sparsity_report(model: nn.Module) -> dict[str, Any]:
             "pruned_params": zeros, "prunable_params": total}
 
 
-def _report(model, cfg, timings, total, extra_info) -> dict[str, Any]:
-    return {
-        "sparsity": sparsity_report(model),
-        "seconds": {"total": total, **timings},
-        **extra_info,
-    }
+def _report(model, cfg, timings, total, extra_info, device) -> dict[str, Any]:
+    rep = {"sparsity": sparsity_report(model), "seconds": {"total": total, **timings}, **extra_info}
+    if device.type == "cuda":  # the prune's own peak on the device (the run record keeps the run's)
+        rep["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return rep

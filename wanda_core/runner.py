@@ -35,21 +35,24 @@ from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance,
 
 log = logging.getLogger(__name__)
 
-_MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> (model, tok, info, pristine weights)
+_MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> [model, tok, info, handed out before]
 
 
 def get_model(cfg: RunConfig):
-    """The model with its original (dense) weights, loaded once per process and restored after."""
-    key = (cfg.model, cfg.dtype, cfg.device)
-    if key not in _MODEL_CACHE:
+    """The model with its original (dense) weights: loaded once per process, and reloaded (the
+    tokenizer kept) after a run has handed it out, rather than restored from a second copy of the
+    weights held in memory (a reload of the cached safetensors costs about a second at 135M)."""
+    device = "cpu" if cfg.offload else cfg.device  # offload: the engine brings blocks to cfg.device
+    key = (cfg.model, cfg.dtype, device)
+    entry = _MODEL_CACHE.get(key)
+    if entry is None or entry[3]:
+        tok = entry[1] if entry else None  # the same tokenizer object: data.py caches streams by it
         _MODEL_CACHE.clear()  # one model at a time: memory matters more than reload time
-        model, tok, info = models.load_model(cfg.model, torch_dtype(cfg.dtype), cfg.device)
-        pristine = {n: p.detach().clone().cpu() for n, p in _block_linear_weights(model).items()}
-        _MODEL_CACHE[key] = (model, tok, info, pristine)
-    model, tok, info, pristine = _MODEL_CACHE[key]
-    for n, p in _block_linear_weights(model).items():
-        p.data.copy_(pristine[n].to(p.device))
-    return model, tok, info
+        del entry
+        model, tok2, info = models.load_model(cfg.model, torch_dtype(cfg.dtype), device)
+        entry = _MODEL_CACHE[key] = [model, tok or tok2, info, False]
+    entry[3] = True
+    return entry[0], entry[1], entry[2]
 
 
 def _block_linear_weights(model) -> dict[str, torch.Tensor]:
@@ -197,7 +200,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
             log.info("reusing pruned weights %s", weights_path)
         else:
             calib, where = None, None
-            if cfg.needs_calibration:
+            if engine.needs_calibration(cfg, score_fn):
                 calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
             log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
             report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)

@@ -25,23 +25,27 @@ import torch
 from .masks import nm_mask, unstructured_mask
 
 
-def inverse_hessian_cholesky(H: torch.Tensor, W: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Upper Cholesky factor of (H + damp I)^-1; dead inputs (never active) get zeroed weights."""
-    H = H.clone()
+def inverse_hessian_cholesky(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(upper Cholesky factor of (H + damp I)^-1, dead inputs). Dead inputs (never active) get a
+    unit diagonal here; their weights are zeroed by the caller. Computed once per Hessian: Linears
+    that read the same input (q/k/v) share it. The non-raising `cholesky_ex` forms, info checked."""
+    H = H.float().clone()
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
-    W[:, dead] = 0
-    damp = percdamp * torch.mean(torch.diag(H))
-    H.diagonal().add_(damp)
-    L = torch.linalg.cholesky(H)
-    Hinv = torch.cholesky_inverse(L)
-    return torch.linalg.cholesky(Hinv, upper=True)
+    H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
+    L, info = torch.linalg.cholesky_ex(H)
+    if info.item() == 0:
+        U, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+    if info.item() != 0:
+        raise ValueError(f"the Hessian (H + {percdamp} mean(diag H) I) is not positive definite (leading minor "
+                         f"{info.item()} of {H.shape[0]}); raise percdamp (valid: [0, 1)) or use more calibration data")
+    return U, dead
 
 
 @torch.no_grad()
 def sparsegpt_prune(
     W: torch.Tensor,
-    H: torch.Tensor,
+    H: torch.Tensor | None,
     sparsity: float = 0.5,
     nm: tuple[int, int] | None = None,
     blocksize: int = 128,
@@ -49,52 +53,62 @@ def sparsegpt_prune(
     mask_mode: str = "sparsegpt",
     fixed_mask: torch.Tensor | None = None,
     score_fn: Callable[[torch.Tensor, slice], torch.Tensor] | None = None,
+    hinv: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pruned-and-updated copy of W (float32) and the mask (True = pruned)."""
+    """Pruned-and-updated copy of W (float32) and the mask (True = pruned).
+
+    `hinv`: inverse_hessian_cholesky(H, percdamp), when already computed for another Linear."""
     if mask_mode not in ("sparsegpt", "fixed", "score"):
         raise ValueError(f"unknown mask_mode {mask_mode!r}; valid: sparsegpt, fixed, score")
     if mask_mode == "fixed" and (fixed_mask is None or fixed_mask.shape != W.shape):
         raise ValueError("mask_mode 'fixed' needs fixed_mask shaped like W")
     if mask_mode == "score" and score_fn is None:
         raise ValueError("mask_mode 'score' needs score_fn")
-    W = W.detach().clone().float()
     rows, cols = W.shape
     m = nm[1] if nm else 0
     if nm and blocksize % m:
         raise ValueError(f"blocksize {blocksize} must be a multiple of M={m} for N:M")
-    Hinv = inverse_hessian_cholesky(H.float(), W, percdamp)
-    mask = torch.zeros_like(W, dtype=torch.bool)
+    Hinv, dead = hinv if hinv is not None else inverse_hessian_cholesky(H, percdamp)
+    # Work on W transposed (one contiguous row per input column): the column loop's rank-1
+    # updates then touch contiguous memory, several times faster on a CPU than W[:, i:].
+    Wt = W.detach().t().float().contiguous()
+    Wt[dead] = 0
+    maskt = torch.zeros_like(Wt, dtype=torch.bool)
+    inf = torch.tensor(float("inf"), device=W.device)
 
     for b0 in range(0, cols, blocksize):
         b1 = min(b0 + blocksize, cols)
-        W1 = W[:, b0:b1].clone()
+        W1t = Wt[b0:b1]  # a view: updated in place
+        W1 = W1t.t()     # the same block as (rows, columns), for the mask choices
         Hinv1 = Hinv[b0:b1, b0:b1]
         d = torch.diag(Hinv1)
-        Err1 = torch.zeros_like(W1)
         if mask_mode == "fixed":
-            mask1 = fixed_mask[:, b0:b1].clone()
+            mask1 = fixed_mask[:, b0:b1]
         elif mask_mode == "score" and not nm:
-            mask1 = unstructured_mask(score_fn(W1, slice(b0, b1)), sparsity, "row")
+            mask1 = unstructured_mask(score_fn(W1.clone(), slice(b0, b1)), sparsity, "row")
         elif not nm:
             mask1 = unstructured_mask(W1**2 / d.reshape(1, -1) ** 2, sparsity, "layer")
         else:
-            mask1 = torch.zeros_like(W1, dtype=torch.bool)
+            mask1 = torch.zeros(rows, b1 - b0, dtype=torch.bool, device=W.device)
+        # d where pruned, inf where kept: err = w / dm is w * mask / d, bit for bit, in one op
+        dmt = torch.where(mask1, d.reshape(1, -1), inf).t().contiguous()
+        Err1t = torch.zeros_like(W1t)
         for i in range(b1 - b0):
             if nm and mask_mode != "fixed" and i % m == 0:
                 # N:M choices are made on the weights as updated so far, M columns at a time
                 if mask_mode == "score":
-                    s = score_fn(W1[:, i : i + m], slice(b0 + i, b0 + i + m))
+                    s = score_fn(W1[:, i : i + m].clone(), slice(b0 + i, b0 + i + m))
                 else:
                     s = W1[:, i : i + m] ** 2 / d[i : i + m].reshape(1, -1) ** 2
                 mask1[:, i : i + m] = nm_mask(s, *nm)
+                dmt[i : i + m] = torch.where(mask1[:, i : i + m], d[i : i + m].reshape(1, -1), inf).t()
             # the error of zeroing the masked weights of column i, spread over the later columns;
             # this also leaves column i at exactly its pruned value w * (1 - mask) (up to rounding)
-            err = W1[:, i] * mask1[:, i] / d[i]
-            W1[:, i:].addr_(err, Hinv1[i, i:], alpha=-1)
-            Err1[:, i] = err
-        W1[mask1] = 0
-        W[:, b0:b1] = W1
-        mask[:, b0:b1] = mask1
-        W[:, b1:] -= Err1 @ Hinv[b0:b1, b1:]
-    W[mask] = 0  # exact zeros where pruned (the update above leaves them at 0 already)
-    return W, mask
+            err = torch.div(W1t[i], dmt[i], out=Err1t[i])
+            W1t[i:].addr_(Hinv1[i, i:], err, alpha=-1)
+        W1.masked_fill_(mask1, 0)
+        maskt[b0:b1] = mask1.t()
+        if b1 < cols:
+            Wt[b1:].addmm_(Hinv[b0:b1, b1:].t(), Err1t, alpha=-1)
+    Wt.masked_fill_(maskt, 0)  # exact zeros where pruned (the update above leaves them at 0 already)
+    return Wt.t(), maskt.t()
