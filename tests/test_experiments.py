@@ -37,7 +37,10 @@ def test_table3_rows_and_columns(t3):
     assert list(t3["method"]) == ["dense", "magnitude", "sparsegpt", "wanda"]
     assert COLUMNS <= set(t3.columns)
     assert t3.loc[t3["method"] == "dense", "ppl_ratio"].item() == 1.0
-    assert (t3.loc[t3["method"] != "dense", "actual_sparsity"] - 0.5).abs().max() < 1e-6
+    exact = t3[t3["method"].isin(["wanda", "sparsegpt"])]["actual_sparsity"]
+    assert (exact - 0.5).abs().max() < 1e-6  # exact counts per group
+    mag = t3.loc[t3["method"] == "magnitude", "actual_sparsity"].item()
+    assert 0.5 < mag < 0.501  # the official rule also prunes the threshold weight and its ties
     assert t3["ppl"].map(math.isfinite).all() and t3["eval_windows"].nunique() == 1
 
 

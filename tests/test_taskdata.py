@@ -97,8 +97,9 @@ def test_oracle_scores_one_and_zero_on_converted_fixtures(roots, tmp_path):
     assert good["tasks"]["rte"]["source"].startswith("task_dir:") and good["mean_over"] == list(zs.PAPER_TASKS)
 
 
-def test_count_and_hash_mismatch_name_the_task_both_values_and_the_file(roots, monkeypatch):
+def test_count_and_hash_mismatch_name_the_task_both_values_and_the_file(roots, monkeypatch, tmp_path):
     monkeypatch.setattr(taskdata, "package_dir", lambda module: roots / module)
+    monkeypatch.setattr(taskdata, "cache_dir", lambda: tmp_path)  # not the session's cache of the real sets
     taskdata.embedded_file.cache_clear()
     with pytest.raises(ValueError, match=r"'rte': converted 2 documents, expected 277 \(file .*glue/rte/validation\)"):
         taskdata.embedded_file("rte")
