@@ -206,3 +206,17 @@ def test_sparsity_report_counts_zeros(tiny_llama):
     assert rep["per_block"] == [round(10 / sizes[0], 6), round(down.numel() / sizes[1], 6)]
     assert rep["per_linear"]["0.self_attn.q_proj"] == round(10 / q.numel(), 6)
     assert rep["per_linear"]["1.mlp.down_proj"] == 1.0 and rep["per_linear"]["1.mlp.up_proj"] == 0.0
+
+
+@pytest.mark.parametrize("d", [1, 5, 7, 12])
+def test_hessian_upper_block_triangle_then_mirror_is_the_full_gram(d):
+    from wanda_core.engine import _add_gram_upper
+
+    x = torch.randn(9, d, dtype=torch.float64)
+    H = torch.zeros(d, d, dtype=torch.float64)
+    _add_gram_upper(H, x, 0.5)
+    step = -(-d // 4)
+    below = torch.arange(d)[None, :] < (torch.arange(d) // step * step)[:, None]  # left of each row's block
+    assert torch.all(H[below] == 0)  # those multiply-adds were skipped
+    full = H.triu() + H.triu(1).t()
+    assert torch.allclose(full, 0.5 * x.t() @ x)

@@ -182,14 +182,27 @@ class _BlockStats:
         if self.need_sq:
             st.input_sq_mean.mul_(keep).add_(x.pow(2).sum(0), alpha=1 / (n + t))
         if self.need_h:
-            st.hessian.mul_(keep).addmm_(x.t(), x, alpha=2 / (n + t))
+            _add_gram_upper(st.hessian.mul_(keep), x, 2 / (n + t))
         st.tokens = n + t
 
     def close(self) -> dict[str, LayerStats]:
         for h in self.handles:
             h.remove()
         self._last = None
+        if self.need_h:  # only the upper block triangle was accumulated: mirror it, once per input
+            for st in {id(st): st for st in self.stats.values()}.values():
+                st.hessian.copy_(st.hessian.triu() + st.hessian.triu(1).t())
         return self.stats
+
+
+def _add_gram_upper(H: torch.Tensor, x: torch.Tensor, alpha: float, parts: int = 4) -> None:
+    """H += alpha x^T x on the upper block triangle only (row blocks against the columns from their
+    diagonal on): 5/8 of the multiply-adds of the full product for 4 parts; close() mirrors it."""
+    d = x.shape[1]
+    step = -(-d // parts)
+    xt = x.t()
+    for i in range(0, d, step):
+        H[i : i + step, i:].addmm_(xt[i : i + step], x[:, i:], alpha=alpha)
 
 
 def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, score_fn=None,
