@@ -8,7 +8,8 @@ builder; one table style and one figure style; "how this page was made" from the
 
 Frames come from wanda_core.experiments with plain keys ("wanda", "ppl_ratio"); everything a
 reader sees is named here. The paper's numbers are in wanda_core.paper, the figures in
-wanda_core.figures, the sentences computed from results in wanda_core.findings.
+wanda_core.figures (and figures_beyond), the sentences computed from results in wanda_core.findings
+(and findings_zeroshot, findings_cost, findings_beyond, by topic).
 """
 from __future__ import annotations
 
