@@ -103,3 +103,13 @@ def test_activation_norms_and_mask_effect(P):
     eff = outliers.mask_effect(P, norms)
     assert len(eff) == norms.loc[norms["picked"], "layer"].nunique()
     assert eff[["disagree", "magnitude_top", "wanda_top"]].stack().between(0, 1).all()
+
+
+def test_pruning_time_rows_carry_their_own_methods_times(P, t3):
+    """Chapter 9's table reuses Table 3's records; each row's times are that method's record's."""
+    from wanda_core.experiments.timing import pruning_time
+
+    cpu = pruning_time(P)["cpu"].set_index("method")
+    for m, s, total in zip(t3["method"], t3["score_mask_s"], t3["prune_s"]):
+        if m != "dense":
+            assert (cpu.at[m, "score_mask"], cpu.at[m, "total"]) == (s, total), m

@@ -51,7 +51,7 @@ def read_notebook(path: Path):
 
 def find_notebook(name: str, root: Path | None = None) -> Path:
     for p in notebooks(root):
-        if p.stem == name or p.name == name or p.stem.split("_", 1)[-1] == name or str(p).endswith(name):
+        if name in (p.stem, p.name, *p.stem.split("_", 1)) or str(p).endswith(name):  # "04_zeroshot", "zeroshot" or "04"
             return p
     raise ValueError(f"no notebook {name!r}; valid: {', '.join(p.stem for p in notebooks(root))}")
 

