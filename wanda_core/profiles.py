@@ -144,22 +144,3 @@ def load_profile(name: str) -> Profile:
     base = Path(os.environ.get("WANDA_RUNS_DIR", repo_root() / "runs"))
     kw.setdefault("runs_dir", str(base / path.stem))
     return _check(Profile(name=path.stem, **kw))
-
-
-# --- transitional: dict-style access for chapters not yet moved to wanda_core.experiments ------
-# (removed once every chapter and assignment reads attributes; do not use in new code)
-def _getitem(self, key):
-    return getattr(self, key)
-
-
-def _get(self, key, default=None):
-    return getattr(self, key, default)
-
-
-Profile.__getitem__ = _getitem
-Profile.get = _get
-
-
-def base_config(profile: Profile, **overrides):
-    """Transitional alias of Profile.config (old chapters call it)."""
-    return profile.config(**overrides)
