@@ -35,9 +35,11 @@ def measure(part: str, a) -> dict:
     """One part, in this process: seconds and peak memory (resident set on CPU, allocated on CUDA)."""
     cfg = RunConfig(model=a.model, nsamples=a.nsamples, seqlen=a.seqlen, batch_size=a.batch_size, device=a.device,
                     method="wanda" if part == "dense" else part, **({"offload": True} if a.offload else {}))
-    model, tok, info = get_model(cfg)
+    t = time.perf_counter()
+    model, tok, info = get_model(cfg)  # weights read into process memory here (models.in_memory)
+    load_s = time.perf_counter() - t
     windows, _ = data.calibration_windows(tok, cfg.calib, a.nsamples, a.seqlen, 0)
-    out = {"model": info.name, "threads": torch.get_num_threads(),
+    out = {"model": info.name, "threads": torch.get_num_threads(), "load_s": load_s,
            "model_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20}
     with torch.no_grad(), PeakMemory(a.device) as mem:
         if part == "dense":
@@ -89,7 +91,7 @@ def main() -> None:
     limit = d["limit_s"]
     print(f"\n{d['model']}: {a.nsamples} calibration windows x {a.seqlen} tokens, batch {a.batch_size}, {a.device}"
           f"{' offload' if a.offload else ''}, {d['threads']} threads; model {d['model_mb']:.0f} MB, "
-          f"activations (in + out) {d['activations_mb']:.0f} MB\n")
+          f"activations (in + out) {d['activations_mb']:.0f} MB; model load {d['load_s']:.1f} s (not in any total)\n")
     hdr = ("capture", "statistics", "score+mask", "re-forward", "total", "/ limit", "peak MB", "max RSS MB")
     print(f"{'':26s}" + "".join(f"{h:>11s}" for h in hdr))
     print(f"{'dense forward (1 pass)':26s}{'':44s}{d['dense_forward_s']:11.2f}{'':11s}{d['peak_mb']:11.0f}{d['process_max_rss_mb']:11.0f}")

@@ -157,3 +157,18 @@ def test_bad_group_and_nm():
         nm_mask(torch.ones(2, 4), 4, 4)
     with pytest.raises(ValueError, match="does not divide 6"):
         nm_mask(torch.ones(2, 6), 2, 4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 5), cols=st.integers(60, 300), k_frac=st.floats(0, 1), seed=st.integers(0, 10_000),
+       ties=st.booleans())
+def test_kth_smallest_is_torch_kthvalue(rows, cols, k_frac, seed, ties):
+    """The numpy selection used on long CPU rows returns exactly torch.kthvalue's value (ties too)."""
+    from wanda_core.masks import kth_smallest
+
+    s = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
+    if ties:
+        s = (s * 3).round() / 3  # many equal values, the threshold among them
+    k = min(cols, max(1, int(cols * k_frac)))
+    assert torch.equal(kth_smallest(s, k), torch.kthvalue(s, k, dim=-1, keepdim=True).values)
+    assert torch.equal(kth_smallest(s.double(), k), torch.kthvalue(s.double(), k, dim=-1, keepdim=True).values)

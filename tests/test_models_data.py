@@ -102,6 +102,28 @@ def test_not_a_causal_lm(tmp_path):
         models.load_model(str(tmp_path))
 
 
+def test_loaded_weights_live_in_process_memory(tmp_path):
+    """A model read from safetensors keeps no weight in the file mapping (no copy-on-write faults
+    inside the prune), with the same values and the output layer still tied to the embedding."""
+    tiny, _, _ = models.load_model("tiny-llama")
+    tiny.config.tie_word_embeddings = True
+    tiny.tie_weights()
+    tiny.save_pretrained(tmp_path)
+    models.load_tokenizer().save_pretrained(tmp_path)
+    from transformers import AutoModelForCausalLM
+
+    mapped = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ranges = models._file_mappings()
+    inside = lambda p: any(lo <= p.data_ptr() < hi for lo, hi in ranges)  # noqa: E731
+    assert any(inside(p) for p in mapped.parameters())  # from_pretrained maps the file: the case handled
+    model, _, _ = models.load_model(str(tmp_path))
+    ranges = models._file_mappings()
+    assert not any(inside(p) for p in model.parameters())
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    for (n, a), (_, b) in zip(model.state_dict().items(), tiny.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
 def test_unknown_source():
     with pytest.raises(ValueError, match="unknown text source 'enwik9'.*wiki, wikitext2, c4"):
         data.load_texts("enwik9", "calib")

@@ -34,6 +34,7 @@ def test_shipped_profiles_load_and_build_valid_configs(name):
     ("dtype: float64\n", ["unknown dtype 'float64'; valid: float32, float16, bfloat16"]),
     ("device: tpu\n", ["unknown device 'tpu'; valid: cpu, cuda, cuda:N"]),
     ("- a list\n", ["expected a mapping"]),
+    ("ladder_task_configs: [wanda 40%]\n", ["ladder_task_configs ['wanda 40%'] are not configurations", "wanda 2:4"]),
 ])
 def test_bad_profiles_name_the_key(tmp_path, text, words):
     with pytest.raises(ValueError) as e:
@@ -58,3 +59,18 @@ def test_profile_config_builds_the_runconfig(tmp_path, monkeypatch):
     assert P.replace(nsamples=3).config().nsamples == 3
     with pytest.raises(ValueError, match="nsamples must be >= 1"):
         P.replace(nsamples=0)
+
+
+def test_ladder_task_configs_choose_which_runs_get_zero_shot():
+    from wanda_core.experiments import ladder
+
+    P = load_profile("smoke")
+    every = ladder.rung_configs(P, "tiny-llama")
+    assert all(c.tasks == P.ladder_tasks for c in every)  # () = all seven
+    some = ladder.rung_configs(P.replace(ladder_task_configs=("dense", "wanda 50%")), "tiny-llama")
+    got = {(c.method, c.structure): c.tasks for c in some}
+    assert got[("dense", "unstructured")] == got[("wanda", "unstructured")] == P.ladder_tasks
+    assert got[("wanda", "2:4")] == got[("sparsegpt", "unstructured")] == ()
+    # the same runs either way: records are shared, zero-shot is added to them
+    from wanda_core.runner import record_id
+    assert [record_id(a) for a in every] == [record_id(b) for b in some]

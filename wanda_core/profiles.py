@@ -53,6 +53,7 @@ class Profile:
     task_limit: int | None = 100            # examples per zero-shot task; None = the full sets
     task_dir: str | None = None             # local task files instead of the embedded/hub copies
     ladder_tasks: tuple[str, ...] = ()      # zero-shot tasks on every ladder rung (cost grows with size); () = perplexity only
+    ladder_task_configs: tuple[str, ...] = ()  # which of a rung's configs get them ("dense", "wanda 50%", ...); () = all seven
     device: str = "cpu"                     # cpu or cuda
     dtype: str = "float32"                  # float32 on CPU, float16 on GPU as the paper
     runs_dir: str = ""                      # where records go; filled from $WANDA_RUNS_DIR or runs/<name>
@@ -115,6 +116,14 @@ def _check(p: Profile) -> Profile:
             raise ValueError(f"profile {p.name!r}: {k} must lie in [0, 1), got {list(getattr(p, k))}")
     if any(c < 1 for c in p.calib_sizes):
         raise ValueError(f"profile {p.name!r}: calib_sizes must be >= 1, got {list(p.calib_sizes)}")
+    if p.ladder_task_configs:
+        from .experiments.zeroshot import CONFIGS, label
+
+        valid = [label(m, st) for m, st in CONFIGS]
+        bad = [c for c in p.ladder_task_configs if c not in valid]
+        if bad:
+            raise ValueError(f"profile {p.name!r}: ladder_task_configs {bad} are not configurations of a rung; "
+                             f"valid: {', '.join(valid)}")
     if not p.seeds:
         raise ValueError(f"profile {p.name!r}: seeds must name at least one seed")
     try:  # the keys a RunConfig takes (dtype, device, eval...) are checked by its own validation

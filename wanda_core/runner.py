@@ -49,10 +49,25 @@ def get_model(cfg: RunConfig):
         tok = entry[1] if entry else None  # the same tokenizer object: data.py caches streams by it
         _MODEL_CACHE.clear()  # one model at a time: memory matters more than reload time
         del entry
+        release_freed_memory()
         model, tok2, info = models.load_model(cfg.model, torch_dtype(cfg.dtype), device)
         entry = _MODEL_CACHE[key] = [model, tok or tok2, info, False]
     entry[3] = True
     return entry[0], entry[1], entry[2]
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and glibc back to the system (malloc_trim): a notebook kernel
+    that has loaded, pruned and dropped several models otherwise keeps their pages resident, and
+    every later run's peak starts from that much higher."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def _block_linear_weights(model) -> dict[str, torch.Tensor]:
@@ -203,7 +218,9 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
             if engine.needs_calibration(cfg, score_fn):
                 calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
             log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
-            report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
+            with PeakMemory("cpu") as pmem:  # the prune alone, as `make benchmark` measures it
+                report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
+            report["peak_memory_mb"] = pmem.mb
             new["calibration"] = None if calib is None else {
                 "source": cfg.calib, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen, "seed": cfg.seed,
                 "sampler": "document" if cfg.calib == "c4" else "stream", "windows": where}

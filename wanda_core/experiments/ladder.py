@@ -11,9 +11,9 @@ on the smallest model, per rung, beside the paper's LLaMA-2 7B / 13B / 70B trend
     out["paper_zeroshot"]  # the paper's Table 2 means (verified; LLaMA-7B and 65B)
 
 The profile's `models` are run (or their records reused). Rungs the profile does not run but
-whose records were committed by the `scale` profile (results/scale/, `make book PROFILE=scale`)
-are read from there and marked `where = "results/scale"`; rungs with neither are left out and
-listed in out["missing"].
+whose records were committed by the `scale` profile (results/scale/, made by `WANDA_RUNS_DIR=results
+make notebook NB=12_scale PROFILE=scale`) are read from there and marked `where = "results/scale"`;
+rungs with neither are left out and listed in out["missing"].
 """
 from __future__ import annotations
 
@@ -32,9 +32,14 @@ WANDA_VS_SPARSEGPT, WANDA_VS_DENSE, SCORE_GAP = 1.10, 1.28, 10.0  # the paper's 
 
 
 def rung_configs(P: Profile, model: str) -> list:
-    """A rung's seven configurations; zero-shot on P.ladder_tasks (a rung whose record already holds
-    other zero-shot results, e.g. chapter 4's model, keeps and shows them)."""
-    return zs.configs(P, model, tasks=P.ladder_tasks)
+    """A rung's seven configurations; zero-shot on P.ladder_tasks for those in P.ladder_task_configs
+    (all when empty). A rung whose record already holds other zero-shot results (chapter 4's model)
+    keeps and shows them."""
+    cfgs = zs.configs(P, model, tasks=P.ladder_tasks)
+    if not P.ladder_task_configs:
+        return cfgs
+    return [c if zs.label(c.method, c.structure) in P.ladder_task_configs else c.replace(tasks=(), save_weights=False)
+            for c in cfgs]
 
 
 def _row(rec: dict, cfg, where: str, ds: str) -> dict:
