@@ -17,7 +17,7 @@ help:
 	@echo "make speedup                              measure 2:4 speed-ups on an NVIDIA GPU"
 	@echo "make gpu                                  every GPU measurement (2:4, pruning time at 7B, 30B offload), <= 9 min"
 	@echo "make gpu-rehearse                         the same on the CPU with tiny shapes (checks every code path)"
-	@echo "make benchmark                            wall time / memory of the pruning methods, side by side"
+	@echo "make benchmark                            wall time / memory of the pruning methods, side by side (SmolLM2, Qwen 0.5B)"
 	@echo "make screenshots                          screenshot the built book's pages with headless Chromium"
 
 venv: $(VENV)/.installed
@@ -54,8 +54,10 @@ gpu:
 gpu-rehearse: venv
 	GPU_REHEARSAL=1 PYTHON=$(PY) bash benchmarks/gpu_all.sh
 
+# the embedded default, then the largest ladder rung that fits a few minutes on 2 cores
+BENCH_MODELS ?= smollm2-135m qwen2.5-coder-0.5b
 benchmark: venv
-	$(PY) benchmarks/prune_speed.py
+	@for m in $(BENCH_MODELS); do $(PY) benchmarks/prune_speed.py --model $$m || exit 1; done
 
 screenshots: venv
 	$(PY) benchmarks/screenshots.py

@@ -32,7 +32,7 @@ def rungs(P, out: dict[str, pd.DataFrame]) -> str:
 def ladder_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The ladder's runs with the zero-shot mean and its standard error in %."""
     return runs.assign(mean_acc=100 * runs["mean_acc"], stderr=100 * runs["stderr"])[
-        ["model", "params", "config", "ppl", "ppl_rel", "mean_acc", "stderr", "score_seconds", "where"]]
+        ["model", "params", "config", "ppl", "ppl_rel", "mean_acc", "stderr", "score_seconds", "load", "where"]]
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:

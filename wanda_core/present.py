@@ -60,7 +60,7 @@ COLUMNS = {
     "acc": ("accuracy (%)", "{:.1f}"), "mean_acc": ("mean accuracy (%)", "{:.2f}"), "stderr": ("standard error", "{:.2f}"),
     "a": ("a", None), "b": ("b", None), "diff": ("a - b (points)", "{:+.2f}"), "resolved": ("resolved (> 2 stderr)", None),
     "params": ("parameters", "{:,.0f}"), "ppl_rel": ("x dense", "{:.3f}x"), "score_seconds": ("score + mask (s)", "{:.3g}"),
-    "where": ("records", None), "wanda_over_sparsegpt": ("Wanda / SparseGPT", "{:.3f}"), "within_10pct": ("within 10%", None),
+    "where": ("records", None), "load": ("CPU load (1 min)", "{:.1f}"), "wanda_over_sparsegpt": ("Wanda / SparseGPT", "{:.3f}"), "within_10pct": ("within 10%", None),
     "wanda_over_dense": ("Wanda / dense", "{:.3f}"), "within_1_28x": ("within 1.28x", None),
     "score_time_gap": ("SparseGPT / Wanda score time", "{:.1f}x"), "gap_over_10x": ("over 10x", None),
     "score_mask": ("score + mask (s)", "{:.3g}"), "total": ("total (s)", "{:.3g}"), "peak_memory_mb": ("prune peak memory (MB)", "{:.3g}"),

@@ -94,6 +94,9 @@ def provenance(device: str | None = None) -> dict[str, Any]:
     else:
         dev["name"] = platform.processor() or platform.machine()
         dev["threads"] = torch.get_num_threads()
+        dev["cpus"] = os.cpu_count()
+        if hasattr(os, "getloadavg"):  # 1/5/15-minute load: above the cores, timings shared the machine
+            dev["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": dev,

@@ -49,7 +49,10 @@ def _row(rec: dict, cfg, where: str, ds: str) -> dict:
     return {"model": cfg.model, "params": rec["model"]["params"], "method": cfg.method,
             "structure": "-" if cfg.method == "dense" else cfg.structure, "config": zs.label(cfg.method, cfg.structure),
             "ppl": ppl, "score_seconds": sec.get("score_mask"), "prune_seconds": sec.get("total"), "where": where,
-            "device": (rec.get("provenance") or {}).get("device"), "record": rec.get("id")}
+            "device": (rec.get("provenance") or {}).get("device"), "record": rec.get("id"),
+            # the 1-minute load average when the run finished (recorded since Dec 2026): above the
+            # machine's cores, its seconds were shared with other work
+            "load": ((rec.get("provenance") or {}).get("device") or {}).get("load_average", [None])[0]}
 
 
 def _records(P: Profile) -> tuple[list, list, list[str]]:
