@@ -322,16 +322,13 @@ def _execute(notebook, tmp_path, runs_dir, monkeypatch):
     import nbformat
     import papermill as pm
 
-    from wanda_core.bookbuild import local_kernel_manager
-
     name = notebook.stem
     log = tmp_path / f"{name}.grading.jsonl"
     monkeypatch.setenv("WANDA_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("WANDA_GRADING_LOG", str(log))
     out = tmp_path / f"{name}.ipynb"
     pm.execute_notebook(str(notebook), str(out), parameters={"profile": "smoke"},
-                        cwd=str(COURSE), kernel_name="python3", progress_bar=False, log_output=False,
-                        kernel_manager_class=local_kernel_manager())
+                        cwd=str(COURSE), kernel_name="python3", progress_bar=False, log_output=False)
     nb = nbformat.read(out, as_version=4)
     texts = []
     for cell in nb.cells:

@@ -56,23 +56,6 @@ def find_notebook(name: str, root: Path | None = None) -> Path:
     raise ValueError(f"no notebook {name!r}; valid: {', '.join(p.stem for p in notebooks(root))}")
 
 
-def local_kernel_manager():
-    """A kernel manager whose kernels talk over IPC sockets in a private temporary directory: no
-    TCP ports on the machine, and no "running over TCP without encryption" warning per chapter."""
-    import tempfile
-
-    from jupyter_client.manager import AsyncKernelManager
-
-    where = Path(tempfile.mkdtemp(prefix="wanda-kernels-")) / "kernel"
-
-    class LocalKernelManager(AsyncKernelManager):
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.transport, self.ip = "ipc", str(where)
-
-    return LocalKernelManager
-
-
 def execute(nb: Path, profile: str, out_dir: Path, extra: dict | None = None) -> Path:
     """Run one notebook with papermill; the executed copy replaces the old one only on success."""
     import nbformat
@@ -95,8 +78,7 @@ def execute(nb: Path, profile: str, out_dir: Path, extra: dict | None = None) ->
     try:
         pm.execute_notebook(str(src), str(tmp), parameters={"profile": profile, **(extra or {})},
                             cwd=str(repo_root()), kernel_name="python3", progress_bar=False,
-                            log_output=False, request_save_on_cell_execute=False,
-                            kernel_manager_class=local_kernel_manager())
+                            log_output=False, request_save_on_cell_execute=False)
     finally:
         if src != nb:
             src.unlink(missing_ok=True)
