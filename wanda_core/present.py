@@ -63,7 +63,7 @@ COLUMNS = {
     "where": ("records", None), "load": ("CPU load (1 min)", "{:.1f}"), "wanda_over_sparsegpt": ("Wanda / SparseGPT", "{:.3f}"), "within_10pct": ("within 10%", None),
     "wanda_over_dense": ("Wanda / dense", "{:.3f}"), "within_1_28x": ("within 1.28x", None),
     "score_time_gap": ("SparseGPT / Wanda score time", "{:.1f}x"), "gap_over_10x": ("over 10x", None),
-    "score_mask": ("score + mask (s)", "{:.3g}"), "total": ("total (s)", "{:.3g}"), "peak_memory_mb": ("prune peak memory (MB)", "{:.3g}"),
+    "score_mask": ("score + mask (s)", "{:.3g}"), "total": ("total (s)", "{:.3g}"), "peak_memory_mb": ("prune peak memory (MB)", "{:,.0f}"),
     "paper_score_mask": ("paper: score + mask (s)", "{:.3g}"), "value": ("value", "{:g}"), "verified": ("verified", None),
     "source": ("source", None), "metric": ("metric", None), "setting": ("setting", None), "baseline": ("baseline", None),
     "ppl_gain": ("ppl gain (baseline - method)", "{:+.3f}"), "spread": ("seeds' spread", "{:.3f}"),
