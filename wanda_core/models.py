@@ -235,7 +235,7 @@ def in_memory(model) -> None:
         p.data = old.clone()
         lo, hi = -(-start // page) * page, (start + n) // page * page
         if hi > lo:
-            libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), 4)  # MADV_DONTNEED
+            libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), mmap.MADV_DONTNEED)
         del old
 
 

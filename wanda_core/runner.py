@@ -95,6 +95,17 @@ def record_id(cfg: RunConfig, score_fn: Callable | None = None) -> str:
     return config_hash(f)
 
 
+def resident_bytes() -> int:
+    """This process's resident set now (/proc/self/statm; the peak so far where there is no /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 class PeakMemory:
     """Peak resident memory (CPU, sampled) or peak allocated memory (CUDA) during a block."""
 
@@ -102,26 +113,17 @@ class PeakMemory:
         self.cuda = device.startswith("cuda") and torch.cuda.is_available()
         self.peak = 0
 
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
     def __enter__(self):
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
         else:
             self._stop = threading.Event()
-            self.peak = self.start = self._rss()
+            self.peak = self.start = resident_bytes()
 
             def sample():
                 while not self._stop.wait(0.05):
-                    self.peak = max(self.peak, self._rss())
+                    self.peak = max(self.peak, resident_bytes())
 
             self._t = threading.Thread(target=sample, daemon=True)
             self._t.start()
@@ -133,7 +135,7 @@ class PeakMemory:
         else:
             self._stop.set()
             self._t.join()
-            self.peak = max(self.peak, self._rss())
+            self.peak = max(self.peak, resident_bytes())
 
     @property
     def mb(self) -> float:

@@ -53,7 +53,7 @@ def cpu_runs(P) -> pd.DataFrame:
         s, dev = rec["prune"]["seconds"], rec["provenance"]["device"]
         rows.append(dict(method=m, model=rec["model"]["name"], **{p: s.get(p, 0.0) for p in PHASES},
                          other=max(s["total"] - sum(s.get(p, 0.0) for p in PHASES), 0.0), total=s["total"],
-                         peak_memory_mb=rec["prune"].get("peak_memory_mb", rec.get("peak_memory_mb")), device=dev.get("name"),
+                         peak_memory_mb=rec["prune"].get("peak_memory_mb"), device=dev.get("name"),
                          measured_as="GPU allocated" if str(dev.get("type", "")).startswith("cuda")
                          else "CPU process resident set"))
     return pd.DataFrame(rows)
