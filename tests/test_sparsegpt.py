@@ -84,3 +84,32 @@ def test_fixed_mask_update_does_not_depend_on_blocksize():
     for o in outs[1:]:
         assert torch.allclose(o, outs[0], atol=1e-4)
     assert not torch.allclose(outs[0], W.masked_fill(mask, 0), atol=1e-2)  # the update did change the kept weights
+
+
+def test_inverse_hessian_factor_equals_the_official_route():
+    """One flipped factorisation gives the official U (factor H, invert, factor the inverse again):
+    sizes below, at and above the recursion's leaf, odd ones, and a dead input; U^T U = H^-1."""
+    import pytest
+
+    from wanda_core.sparsegpt import inverse_hessian_cholesky
+
+    for cols in (5, 192, 193, 577):
+        _, X, H = _layer(cols % 7, cols=cols, tokens=4 * cols)
+        H[3, :] = 0
+        H[:, 3] = 0
+        U, dead = inverse_hessian_cholesky(H, 0.01)
+        Hd = H.clone()
+        Hd[3, 3] = 1
+        Hd.diagonal().add_(0.01 * torch.mean(torch.diag(Hd)))
+        Hd64 = Hd.double()
+        ref = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(Hd64)), upper=True)  # float64
+        official = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(Hd)), upper=True)  # float32
+        assert dead.tolist() == [i == 3 for i in range(cols)]
+        assert torch.equal(U, U.triu()) and (U.diagonal() > 0).all()
+        err = ((U.double() - ref).abs().max() / ref.abs().max()).item()
+        err_official = ((official.double() - ref).abs().max() / ref.abs().max()).item()
+        assert err < 1e-4 and err < 3 * err_official + 1e-6, (cols, err, err_official)  # as exact as float32 allows
+        UtU = U.double().t() @ U.double()
+        assert ((UtU - torch.linalg.inv(Hd64)).abs().max() / UtU.abs().max()).item() < 1e-4
+    with pytest.raises(ValueError, match="not positive definite.*raise percdamp"):
+        inverse_hessian_cholesky(-torch.eye(4), 0.0)

@@ -180,6 +180,41 @@ def test_tiny_model_on_local_files(tiny, tmp_path):
     assert r["mean_acc"] == pytest.approx(sum(v["acc"] for v in r["tasks"].values()) / 7)
 
 
+@pytest.mark.parametrize("name,budget", [("tiny-llama", 64), ("tiny-llama", 1024), ("tiny-gemma3", 64),
+                                         ("tiny-opt", 64), ("tiny-gpt-neox", 1024)])
+def test_scored_positions_equal_hflm(name, budget, monkeypatch):
+    """The LM that runs the output layer only where lm-eval scores, in batches sized by tokens, gives
+    HFLM's own loglikelihoods and greedy flags: choices of one and several tokens on one context
+    (across Gemma-3's 16-token sliding window), contexts with one continuation or two one-token ones
+    (one forward, as HFLM), rows of different lengths in one batch and batches of one row, inputs cut
+    from the left at max_length, on four architectures."""
+    import random
+
+    from wanda_core.models import load_model
+
+    model, tok, _ = load_model(name)
+    L = zs._lm_eval()
+    rng = random.Random(0)
+    toks = lambda n: [rng.randrange(1, 200) for _ in range(n)]  # noqa: E731
+    reqs = []
+    for n_ctx in (3, 9, 14, 25, 40):  # multiple choice: shared context
+        ctx = toks(n_ctx)
+        for cont in ([5], [6], [7, 8], [7, 8, 9, 10], toks(6)):
+            reqs.append(((f"c{n_ctx}", str(cont)), ctx, cont))
+    for n_ctx in (1, 2, 7, 20, 33):  # nothing to share: one continuation, or two of one token
+        ctx = toks(n_ctx)
+        reqs += [((f"s{n_ctx}", "a"), ctx, toks(1 + n_ctx % 3)), ((f"t{n_ctx}", "y"), ctx, [11]),
+                 ((f"t{n_ctx}", "n"), ctx, [12])]
+    ref_lm = L["HFLM"](pretrained=model, tokenizer=tok, batch_size=4, max_length=32)
+    new_lm = zs._scored_lm_class()(pretrained=model, tokenizer=tok, batch_size=4, max_length=32)
+    monkeypatch.setitem(zs.TOKENS_PER_BATCH, "cpu", budget)  # 64: batches of 2 to 21 rows, and of 1
+    ref = ref_lm._loglikelihood_tokens(reqs, disable_tqdm=True)
+    got = new_lm._loglikelihood_tokens(reqs, disable_tqdm=True)
+    assert [g for _, g in got] == [g for _, g in ref]
+    assert [x for x, _ in got] == pytest.approx([x for x, _ in ref], rel=1e-5, abs=1e-4)
+    assert len({round(x, 3) for x, _ in ref}) > len(reqs) // 2  # the requests really differ
+
+
 def test_tiny_model_on_offline_suite(tiny):
     model, tok, _ = tiny
     r = zs.evaluate_tasks(model, tok, zs.OFFLINE_TASKS, limit=12, batch_size=4)

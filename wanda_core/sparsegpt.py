@@ -25,21 +25,40 @@ import torch
 from .masks import nm_mask, unstructured_mask
 
 
+def _lower_inverse(L: torch.Tensor, leaf: int = 192) -> torch.Tensor:
+    """Inverse of a lower-triangular L by halves, [[A, 0], [B, C]]^-1 = [[A^-1, 0], [-C^-1 B A^-1, C^-1]]:
+    n^3/3 flops in matrix products, where a triangular solve against the identity costs n^3."""
+    n = L.shape[0]
+    if n <= leaf:
+        return torch.linalg.solve_triangular(L, torch.eye(n, dtype=L.dtype, device=L.device), upper=False)
+    h = n // 2
+    Ai, Ci = _lower_inverse(L[:h, :h], leaf), _lower_inverse(L[h:, h:], leaf)
+    out = torch.zeros_like(L)
+    out[:h, :h], out[h:, h:] = Ai, Ci
+    out[h:, :h] = -(Ci @ L[h:, :h]) @ Ai
+    return out
+
+
 def inverse_hessian_cholesky(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(upper Cholesky factor of (H + damp I)^-1, dead inputs). Dead inputs (never active) get a
+    """(upper Cholesky factor U of (H + damp I)^-1 = U^T U, dead inputs). Dead inputs (never active) get a
     unit diagonal here; their weights are zeroed by the caller. Computed once per Hessian: Linears
-    that read the same input (q/k/v) share it. The non-raising `cholesky_ex` forms, info checked."""
+    that read the same input (q/k/v) share it. The non-raising `cholesky_ex`, info checked.
+
+    The official code factors H, inverts it (cholesky_inverse) and factors the inverse again. The same
+    U in one factorisation: with P the order-reversing permutation, P H P = L L^T gives
+    H^-1 = (P L^-1 P)^T (P L^-1 P), and P L^-1 P is upper triangular with a positive diagonal, so it is
+    the Cholesky factor (unique). About 1.8x faster on 2 cores (576 and 1,536 wide); equal to the
+    official route to ~2e-7 relative (tests/test_sparsegpt.py)."""
     H = H.float().clone()
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
     H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
-    L, info = torch.linalg.cholesky_ex(H)
-    if info.item() == 0:
-        U, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+    L, info = torch.linalg.cholesky_ex(H.flip(0, 1))
     if info.item() != 0:
         raise ValueError(f"the Hessian (H + {percdamp} mean(diag H) I) is not positive definite (leading minor "
-                         f"{info.item()} of {H.shape[0]}); raise percdamp (valid: [0, 1)) or use more calibration data")
-    return U, dead
+                         f"{info.item()} of {H.shape[0]}, counted from the last input); raise percdamp (valid: [0, 1)) "
+                         f"or use more calibration data")
+    return _lower_inverse(L).flip(0, 1), dead
 
 
 @torch.no_grad()

@@ -161,6 +161,91 @@ def make_oracle(inverse: bool = False):
     return OracleLM()
 
 
+# --- the model, scored only where lm-eval reads it ---------------------------------------------
+# Padded tokens per forward when scoring: one 2-core CPU forward of SmolLM2 costs ~1.3 ms a token at
+# 350-900 tokens, 1.6-1.9 ms in batches of one row or of ~100 tokens (fixed cost per call) and 1.5 ms
+# above ~1,400 (cache); HFLM's 8 rows a batch gave 8 x 14-token rows on OpenBookQA and 8 rows padded
+# to BoolQ's longest passage. A GPU wants far more.
+TOKENS_PER_BATCH = {"cpu": 1024, "cuda": 16384}
+
+
+@functools.lru_cache(maxsize=1)
+def _scored_lm_class():
+    """HFLM whose loglikelihood computes only what lm-eval reads, in batches sized by tokens.
+
+    lm-eval's HFLM (0.4.x) applies the LM head and a log-softmax over the whole vocabulary at every
+    position of every padded row, then keeps the continuation's few: on SmolLM2 the head is a fifth
+    of the forward's flops, on Gemma-3 (vocabulary 262k) more than half, and its (batch, length,
+    vocabulary) float32 logits are the whole run's peak memory. Here a pre-hook on the output layer
+    hands it only the hidden states at the scored positions, so whatever the model does after the
+    head (Gemma's soft-capping) still applies. Rows are batched up to TOKENS_PER_BATCH padded tokens
+    (longest first, as HFLM sorts them) instead of a fixed number of rows. Everything else is HFLM's:
+    its tokenisation (`_encode_pair`), left truncation to max_length, right padding with no attention
+    mask, one forward for the one-token continuations of one input, the sum of log-probs and the
+    greedy check. Loglikelihoods equal HFLM's to float rounding, on four architectures
+    (tests/test_zeroshot.py); on the default profile's eight tasks every accuracy was identical.
+    (Running a multiple-choice context once with the KV cache was measured and dropped: these
+    contexts are short, and the batch-of-one forwards it needs cost more than the tokens it saves.)"""
+    import lm_eval.models.huggingface as hf  # its tqdm, looked up at call time: _quiet switches it off
+    import torch
+    import torch.nn.functional as F
+
+    HFLM = _lm_eval()["HFLM"]
+
+    class ScoredPositionsLM(HFLM):
+        def _scored(self, ids: torch.Tensor, lengths: list[int], scored: list[int]) -> list:
+            """Log-probs (scored[r], vocabulary) at the last scored[r] of the lengths[r] real positions
+            of each right-padded row of ids; the head sees only those positions."""
+            r_idx = [r for r, n in enumerate(scored) for _ in range(n)]
+            p_idx = [p for ln, n in zip(lengths, scored) for p in range(ln - n, ln)]
+            where = (torch.tensor(r_idx), torch.tensor(p_idx))
+            hook = self.model.get_output_embeddings().register_forward_pre_hook(
+                lambda m, a: (a[0][where].unsqueeze(0),) + a[1:])
+            try:
+                logits = self.model(ids.to(self.device), use_cache=False).logits[0]
+            finally:
+                hook.remove()
+            return list(F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype).split(scored))
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
+            if self.backend != "causal":
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            inps, rows = [], {}  # rows: one per distinct input, scored over its longest continuation
+            for _, ctx, cont in requests:
+                if not ctx or not cont or len(cont) > self.max_length:
+                    raise ValueError(f"cannot score a request with {len(ctx)} context and {len(cont)} "
+                                     f"continuation tokens (max_length {self.max_length})")
+                inp = tuple((ctx + cont)[-(self.max_length + 1):][:-1])
+                inps.append(inp)
+                rows[inp] = max(rows.get(inp, 0), len(cont))
+            order = sorted(rows, key=lambda r: (-len(r), r))  # longest first: padding stays small
+            budget = TOKENS_PER_BATCH.get(self.device.type, TOKENS_PER_BATCH["cpu"])
+            logprobs = {}
+            with torch.no_grad(), hf.tqdm(total=len(order), disable=disable_tqdm or self.rank != 0,
+                                          desc="Running loglikelihood requests") as bar:
+                i = 0
+                while i < len(order):
+                    n = max(1, budget // len(order[i]))  # rows padded to the first (longest) one
+                    batch = order[i : i + n]
+                    ids = torch.zeros(len(batch), len(batch[0]), dtype=torch.long)
+                    for r, row in enumerate(batch):
+                        ids[r, : len(row)] = torch.tensor(row)
+                    logprobs.update(zip(batch, self._scored(ids, [len(r) for r in batch], [rows[r] for r in batch])))
+                    bar.update(len(batch))
+                    i += n
+            out = []
+            for (key, _, cont), inp in zip(requests, inps):
+                lp = logprobs[inp][-len(cont):]
+                toks = torch.tensor(cont, device=lp.device)
+                answer = (float(lp.gather(1, toks[:, None]).sum()), bool((lp.argmax(-1) == toks).all()))
+                if key is not None:
+                    self.cache_hook.add_partial("loglikelihood", key, answer)
+                out.append(answer)
+            return out
+
+    return ScoredPositionsLM
+
+
 # --- evaluation -------------------------------------------------------------------------------
 def _num(x) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
@@ -200,7 +285,7 @@ def evaluate_tasks(model, tokenizer, tasks, task_dir: str | os.PathLike | None =
         lm = model
     else:
         # HFLM takes the model's own device; add_bos_token=False as the official code (add_special_tokens=False)
-        lm = L["HFLM"](pretrained=model, tokenizer=tokenizer, batch_size=batch_size, add_bos_token=add_bos)
+        lm = _scored_lm_class()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, add_bos_token=add_bos)
     log.info("zero-shot: %s on %s (limit %s, %s)", type(lm).__name__, ", ".join(tasks), limit,
              f"files in {tdir}" if tdir else f"source {source}")
     with _quiet(progress):
