@@ -109,7 +109,15 @@ def _load_gguf_cached(key: str, gguf_dir: Path, gguf_file: str, dtype: torch.dty
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)  # atomic: an interrupted conversion leaves no half cache
     tok = AutoTokenizer.from_pretrained(target)
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, attn_implementation="sdpa")
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a sub-second "Loading weights" bar per run walls chapter output
+    try:
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, attn_implementation="sdpa")
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return model, tok, target
 
 
