@@ -284,7 +284,8 @@ def evaluate_tasks(model, tokenizer, tasks, task_dir: str | os.PathLike | None =
     elif isinstance(model, L["LM"]):
         lm = model
     else:
-        # HFLM takes the model's own device; add_bos_token=False as the official code (add_special_tokens=False)
+        # HFLM takes the model's own device; add_bos_token=False as the official code (add_special_tokens=False).
+        # batch_size reaches only HFLM's own paths: ScoredPositionsLM batches by TOKENS_PER_BATCH
         lm = _scored_lm_class()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, add_bos_token=add_bos)
     log.info("zero-shot: %s on %s (limit %s, %s)", type(lm).__name__, ", ".join(tasks), limit,
              f"files in {tdir}" if tdir else f"source {source}")
