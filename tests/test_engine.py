@@ -220,3 +220,22 @@ def test_hessian_upper_block_triangle_then_mirror_is_the_full_gram(d):
     assert torch.all(H[below] == 0)  # those multiply-adds were skipped
     full = H.triu() + H.triu(1).t()
     assert torch.allclose(full, 0.5 * x.t() @ x)
+    H0 = torch.randn(d, d, dtype=torch.float64)  # the running mean's rescaling, inside the same products
+    H1 = H0.clone()
+    _add_gram_upper(H1, x, 0.5, beta=0.25)
+    assert torch.allclose(H1.triu(), (0.25 * H0 + 0.5 * x.t() @ x).triu())
+
+
+def test_statistics_pass_ends_at_the_last_linear(tiny_llama):
+    """From the second batch on, the statistics pass stops at the last Linear's input: its product
+    is never computed there (a quarter of a Llama block's flops); the re-forward runs it for every
+    batch. The statistics themselves are unchanged (tests/test_engine_reference.py, bit for bit)."""
+    model, _, _ = tiny_llama
+    model = copy.deepcopy(model)
+    calls = []
+    last = find_blocks(model)[0].mlp.down_proj
+    h = last.register_forward_hook(lambda *_: calls.append(1))  # runs only when the product is computed
+    cfg = RunConfig(model="tiny-llama", method="wanda", nsamples=5, seqlen=24, batch_size=2)
+    prune_model(model, cfg, _windows(5, 24), progress=False)
+    h.remove()
+    assert len(calls) == 1 + 3  # statistics pass: the first of 3 batches only; re-forward: all 3

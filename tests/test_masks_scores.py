@@ -172,3 +172,28 @@ def test_kth_smallest_is_torch_kthvalue(rows, cols, k_frac, seed, ties):
     k = min(cols, max(1, int(cols * k_frac)))
     assert torch.equal(kth_smallest(s, k), torch.kthvalue(s, k, dim=-1, keepdim=True).values)
     assert torch.equal(kth_smallest(s.double(), k), torch.kthvalue(s.double(), k, dim=-1, keepdim=True).values)
+
+
+@settings(max_examples=25, deadline=None)
+@given(cols=st.integers(16384, 200_000), k_frac=st.floats(0, 1), seed=st.integers(0, 10_000),
+       kind=st.sampled_from(["normal", "ties", "sorted", "zeros", "nan"]))
+def test_kth_smallest_of_one_long_row_is_torch_kthvalue(cols, k_frac, seed, kind):
+    """A layer-wide threshold (one row of 10^4-10^5 scores) goes through a sampled bracket; the
+    value is still exactly torch.kthvalue's: ties, sorted input (a sample that misleads), mostly
+    equal values, NaN (sorted last by both)."""
+    from wanda_core.masks import kth_smallest
+
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(1, cols, generator=g)
+    if kind == "ties":
+        s = (s * 3).round() / 3
+    elif kind == "sorted":
+        s = s.sort(dim=-1).values
+    elif kind == "zeros":
+        s[:, : cols * 3 // 4] = 0
+    elif kind == "nan":
+        s[0, torch.randint(0, cols, (50,), generator=g)] = float("nan")
+    k = min(cols, max(1, int(cols * k_frac)))
+    expected = torch.kthvalue(s, k, dim=-1, keepdim=True).values
+    got = kth_smallest(s, k)
+    assert torch.equal(got, expected) or (got.isnan().all() and expected.isnan().all())

@@ -111,5 +111,40 @@ def test_inverse_hessian_factor_equals_the_official_route():
         assert err < 1e-4 and err < 3 * err_official + 1e-6, (cols, err, err_official)  # as exact as float32 allows
         UtU = U.double().t() @ U.double()
         assert ((UtU - torch.linalg.inv(Hd64)).abs().max() / UtU.abs().max()).item() < 1e-4
+        assert all(torch.equal(a, b) for a, b in zip(inverse_hessian_cholesky(H.triu(), 0.01), (U, dead)))  # reads only the upper triangle
     with pytest.raises(ValueError, match="not positive definite.*raise percdamp"):
         inverse_hessian_cholesky(-torch.eye(4), 0.0)
+
+
+def test_linears_of_one_input_stacked_equal_pruned_one_by_one():
+    """q/k/v (or gate/up) stacked by rows in one column loop: each gets its own unstructured
+    threshold, so masks equal pruning each alone, and the weights agree to rounding (every step is
+    per row; only the lazy block update's matrix product has more rows)."""
+    import pytest
+
+    _, _, H = _layer(3, cols=64)
+    g = torch.Generator().manual_seed(1)
+    Ws = [torch.randn(r, 64, generator=g) * s for r, s in ((24, 1.0), (8, 0.2), (8, 5.0))]  # scales differ: one threshold would not do
+    for nm in (None, (2, 4)):
+        alone = [sparsegpt_prune(W, H, 0.5, nm, blocksize=16) for W in Ws]
+        Wn, mask = sparsegpt_prune(torch.cat(Ws), H, 0.5, nm, blocksize=16, row_groups=[24, 8, 8])
+        assert torch.equal(mask, torch.cat([m for _, m in alone]))
+        assert torch.allclose(Wn, torch.cat([w for w, _ in alone]), rtol=1e-5, atol=1e-6)
+        for m in mask.split([24, 8, 8]):  # each Linear at its own 50%, not one threshold over all three
+            assert m.float().mean().item() == 0.5
+    with pytest.raises(ValueError, match="row_groups"):
+        sparsegpt_prune(torch.cat(Ws), H, 0.5, row_groups=[24, 8])
+
+
+def test_layer_threshold_on_the_transposed_block_equals_unstructured_mask():
+    """SparseGPT's block mask is chosen on W transposed; the layer-wide choice, ties at the
+    threshold included (they are broken by position in the (rows, columns) order), is unchanged."""
+    from wanda_core.sparsegpt import _layer_mask_t
+
+    g = torch.Generator().manual_seed(0)
+    for rows, cols, ties in ((7, 5, False), (7, 5, True), (300, 128, False), (300, 128, True), (64, 1, True)):
+        s = torch.randn(rows, cols, generator=g) ** 2
+        if ties:
+            s = (s * 2).round()  # many zeros and equal values: the threshold falls among ties
+        for sp in (0.0, 0.3, 0.5, 0.9):
+            assert torch.equal(_layer_mask_t(s.t().contiguous(), sp), unstructured_mask(s, sp, "layer").t()), (rows, cols, ties, sp)

@@ -7,7 +7,9 @@
    input tensor (q/k/v read one, gate/up another) gathering statistics (Wanda: running mean of
    x_j^2; SparseGPT: H = 2/n sum x x^T), prune every Linear of the block in place, then run the
    block again with the pruned weights: its outputs are the next block's inputs (so later blocks
-   see the errors of earlier ones). Two passes per block are the floor; the rest is cheap.
+   see the errors of earlier ones). Two passes per block are the floor; the rest is cheap. (The
+   statistics pass ends at the last Linear's input: its product is not needed there.) SparseGPT
+   prunes the Linears of one input (q/k/v, gate/up) in one column loop, stacked by rows.
 Methods that need no calibration data (magnitude) skip the forward passes altogether.
 OWL's allocation (allocation.py) adds one pass over the dense model before step 2 to give each
 block its own sparsity; DSnoT (refine.py) adjusts each Linear's mask once it is chosen.
@@ -42,6 +44,7 @@ from .scores import LayerStats, check_score_output, get_score, wanda
 from .sparsegpt import inverse_hessian_cholesky, sparsegpt_prune
 
 log = logging.getLogger(__name__)
+
 
 
 class _Stop(Exception):
@@ -125,11 +128,17 @@ def capture_block_inputs(model: nn.Module, windows: torch.Tensor, batch_size: in
 
 
 def _run_block(block, inps: torch.Tensor, extra, batch_size: int, out: torch.Tensor | None = None):
-    """The block over all windows, a batch at a time; inputs and arguments go to the block's device."""
+    """The block over all windows, a batch at a time; inputs and arguments go to the block's device.
+    Without `out` (a statistics pass) a hook may end a batch early with _Stop."""
     dev = block_device(block)
     rest, kw = to_device(extra, dev)
     for i in range(0, len(inps), batch_size):
-        o = block(inps[i : i + batch_size].to(dev, non_blocking=True), *rest, **kw)
+        try:
+            o = block(inps[i : i + batch_size].to(dev, non_blocking=True), *rest, **kw)
+        except _Stop:
+            if out is not None:
+                raise
+            continue
         o = o[0] if isinstance(o, (tuple, list)) else o
         if out is not None:
             out[i : i + batch_size].copy_(o, non_blocking=True)
@@ -140,28 +149,51 @@ class _BlockStats:
     """Input statistics of a block's Linears, gathered once per distinct input tensor: Linears fed
     the very same tensor (q/k/v, gate/up) share one accumulator (float32 running means, so long
     calibration sets never overflow): Wanda's mean x_j^2 and/or SparseGPT's H = 2/n sum x x^T, and
-    DSnoT's per-window moments when `need_moments`."""
+    DSnoT's per-window moments when `need_moments`.
 
-    def __init__(self, linears: dict[str, nn.Linear], need_sq: bool, need_h: bool, need_moments: bool = False):
+    `stop_block`: the hooks read each Linear's input before it runs, so once the first batch through
+    this block has shown which Linear runs last, later batches end at its input (_Stop): its matrix
+    product and whatever follows it (a quarter of a Llama block's flops: down_proj) are never needed
+    for statistics. Only for passes whose outputs are discarded."""
+
+    def __init__(self, linears: dict[str, nn.Linear], need_sq: bool, need_h: bool, need_moments: bool = False,
+                 stop_block: nn.Module | None = None):
         self.need_sq, self.need_h, self.need_moments = need_sq, need_h, need_moments
         self.stats: dict[str, LayerStats] = {}
         self.follows: dict[str, bool] = {}  # True: reads the input of the Linear called just before
         self._last: tuple[torch.Tensor, LayerStats] | None = None
-        self.handles = [layer.register_forward_hook(self._hook(name)) for name, layer in linears.items()]
+        self._called_last: str | None = None  # the Linear called most recently
+        self._calls: dict[str, int] = {}  # calls per Linear in the first batch
+        self._stop_at: str | None = None  # the last Linear of a batch, known once a batch has run
+        self.handles = [layer.register_forward_pre_hook(self._hook(name)) for name, layer in linears.items()]
+        if stop_block is not None:
+            self.handles.append(stop_block.register_forward_pre_hook(self._batch_begins))
+
+    def _batch_begins(self, _mod, _args):
+        # a batch has run through: its last Linear is where to stop, unless some Linear was called
+        # twice in it (a shared module: its first call would end the pass too early)
+        if self._called_last is not None and self._stop_at is None and set(self._calls.values()) == {1}:
+            self._stop_at = self._called_last
 
     def _hook(self, name: str):
-        def hook(_mod, inp, _out):
+        def hook(_mod, inp):
             x = inp[0]
+            self._called_last = name
+            if self._stop_at is None:
+                self._calls[name] = self._calls.get(name, 0) + 1
             follows = self._last is not None and x is self._last[0]
             if self.follows.setdefault(name, follows) != follows:
                 raise RuntimeError(f"{name} shared its input with the previous Linear in one batch but not another")
             if follows:
                 self.stats[name] = self._last[1]
-                return
-            if name not in self.stats:
-                self.stats[name] = self._new(x)
-            self._accumulate(self.stats[name], x)
-            self._last = (x, self.stats[name])  # holding x keeps its identity unique during the pass
+            else:
+                if name not in self.stats:
+                    self.stats[name] = self._new(x)
+                self._accumulate(self.stats[name], x)
+                self._last = (x, self.stats[name])  # holding x keeps its identity unique during the pass
+            if name == self._stop_at:
+                self._last = None
+                raise _Stop
         return hook
 
     def _new(self, x: torch.Tensor) -> LayerStats:
@@ -182,27 +214,33 @@ class _BlockStats:
         if self.need_sq:
             st.input_sq_mean.mul_(keep).add_(x.pow(2).sum(0), alpha=1 / (n + t))
         if self.need_h:
-            _add_gram_upper(st.hessian.mul_(keep), x, 2 / (n + t))
+            _add_gram_upper(st.hessian, x, 2 / (n + t), keep)
         st.tokens = n + t
 
-    def close(self) -> dict[str, LayerStats]:
+    def close(self, mirror: bool = True) -> dict[str, LayerStats]:
+        """The statistics per Linear. `mirror=False` leaves each Hessian's lower triangle as it is
+        (not the Hessian's): for SparseGPT, whose inverse_hessian_cholesky reads only the upper one."""
         for h in self.handles:
             h.remove()
         self._last = None
-        if self.need_h:  # only the upper block triangle was accumulated: mirror it, once per input
+        if self.need_h and mirror:  # only the upper block triangle was accumulated: mirror it, once per input
             for st in {id(st): st for st in self.stats.values()}.values():
                 st.hessian.copy_(st.hessian.triu() + st.hessian.triu(1).t())
         return self.stats
 
 
-def _add_gram_upper(H: torch.Tensor, x: torch.Tensor, alpha: float, parts: int = 4) -> None:
-    """H += alpha x^T x on the upper block triangle only (row blocks against the columns from their
-    diagonal on): 5/8 of the multiply-adds of the full product for 4 parts; close() mirrors it."""
+def _add_gram_upper(H: torch.Tensor, x: torch.Tensor, alpha: float, beta: float = 1.0, parts: int = 4) -> None:
+    """H = beta H + alpha x^T x on the upper block triangle only (row blocks against the columns
+    from their diagonal on): 5/8 of the multiply-adds of the full product for 4 parts, and beta
+    applied inside the same products. Only the upper triangle is ever read (BlockStats.close
+    mirrors it where a caller may read the whole matrix). Tried, not kept: 8 parts (no faster: the
+    products get thinner); scipy's ssyrk (half the multiply-adds, but its OpenBLAS threads fight
+    torch's for the 2 cores: slower in the engine)."""
     d = x.shape[1]
     step = -(-d // parts)
     xt = x.t()
     for i in range(0, d, step):
-        H[i : i + step, i:].addmm_(xt[i : i + step], x[:, i:], alpha=alpha)
+        H[i : i + step, i:].addmm_(xt[i : i + step], x[:, i:], beta=beta, alpha=alpha)
 
 
 def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, score_fn=None,
@@ -260,6 +298,26 @@ def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, sco
     return info
 
 
+def _by_input(stats: dict[str, LayerStats]) -> list[list[str]]:
+    """The block's Linears grouped by the statistics they share (one group per distinct input), in order."""
+    groups: dict[int, list[str]] = {}
+    for name, st in stats.items():
+        groups.setdefault(id(st), []).append(name)
+    return list(groups.values())
+
+
+def prune_sparsegpt_stacked(layers: list[nn.Linear], cfg: RunConfig, stats: LayerStats, sparsity: float) -> None:
+    """SparseGPT on Linears that read one input, their weights stacked by rows: one inverse Hessian
+    and one column loop instead of one each (every step is per row or, for the unstructured
+    threshold, per Linear, so each gets what pruning it alone would give: tests/test_sparsegpt.py)."""
+    ws = [layer.weight.data for layer in layers]
+    rows = [w.shape[0] for w in ws]
+    Wn, _ = sparsegpt_prune(ws[0] if len(ws) == 1 else torch.cat(ws), stats.hessian, sparsity, cfg.nm, cfg.blocksize,
+                            cfg.percdamp, row_groups=rows)
+    for w, part in zip(ws, Wn.split(rows)):
+        w.copy_(part)
+
+
 @torch.no_grad()
 def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | None,
                 score_fn=None, progress: bool = True) -> dict[str, Any]:
@@ -315,21 +373,26 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
         linears = find_linears(block)
         stats: dict[str, LayerStats | None] = {name: None for name in linears}
         if need_calib:
-            collector = _BlockStats(linears, need_sq, need_h, cfg.refine == "dsnot")
+            collector = _BlockStats(linears, need_sq, need_h, cfg.refine == "dsnot", stop_block=block)
             t = time.perf_counter()
             try:
                 _run_block(block, inps, extras[bi], cfg.batch_size)
             finally:
-                stats = collector.close()
+                stats = collector.close(mirror=cfg.method != "sparsegpt")  # custom scores may read stats.hessian
             _sync(block_device(block))
             timings["statistics_forward"] += time.perf_counter() - t
         t = time.perf_counter()
-        hinv_cache: dict = {}
-        for name, layer in linears.items():
-            info = prune_linear(layer, cfg, stats.pop(name), score_fn, sparsity[bi], hinv_cache, name)
-            if info:
-                extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
-        del hinv_cache, stats
+        if cfg.method == "sparsegpt":  # Linears of one input (q/k/v, gate/up) in one column loop
+            for names in _by_input(stats):
+                prune_sparsegpt_stacked([linears[n] for n in names], cfg, stats[names[0]], sparsity[bi])
+        else:
+            hinv_cache: dict = {}
+            for name, layer in linears.items():
+                info = prune_linear(layer, cfg, stats.pop(name), score_fn, sparsity[bi], hinv_cache, name)
+                if info:
+                    extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
+            del hinv_cache
+        del stats
         _sync(block_device(block))
         timings["score_mask"] += time.perf_counter() - t
         if need_calib and bi < len(blocks) - 1:

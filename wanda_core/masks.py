@@ -87,8 +87,30 @@ def kth_smallest(x: torch.Tensor, k: int) -> torch.Tensor:
     times); short rows (N:M groups of 4) stay in torch, which is faster for them."""
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.shape[-1] >= 64:
         a = x.detach().contiguous().numpy()
+        if a.ndim == 2 and a.shape[0] == 1 and a.shape[1] >= _BRACKET_MIN:  # one long row: a layer's threshold
+            return torch.from_numpy(np.array([[_kth_bracketed(a[0], k)]], dtype=a.dtype))
         return torch.from_numpy(np.partition(a, k - 1, axis=-1)[..., k - 1 : k].copy())
     return torch.kthvalue(x, k, dim=-1, keepdim=True).values
+
+
+_BRACKET_MIN = 16384  # below this one introselect over the whole row is as fast
+
+
+def _kth_bracketed(a: np.ndarray, k: int):
+    """The k-th smallest (1-based) of a long 1-D array, exactly, in ~3 passes instead of a full
+    introselect (3-5x faster at 10^5 values): a strided sample of ~4,000 values brackets it, only
+    the values inside the bracket are partitioned. If the bracket misses (it is verified by
+    counting), the whole array is partitioned instead, so the result never depends on the sample."""
+    n = a.size
+    sample = np.sort(a[:: n // 4096])
+    m = sample.size
+    q, margin = (k - 1) / n * m, 4 * np.sqrt(m) + 8  # ~4 standard deviations of the sample's rank
+    lo, hi = sample[max(int(q - margin), 0)], sample[min(int(q + margin), m - 1)]
+    below = int(np.count_nonzero(a < lo))
+    inside = a[(a >= lo) & (a <= hi)]
+    if below < k <= below + inside.size:
+        return np.partition(inside, k - 1 - below)[k - 1 - below]
+    return np.partition(a, k - 1)[k - 1]
 
 
 def _lowest_k_per_row(score: torch.Tensor, k: int) -> torch.Tensor:
