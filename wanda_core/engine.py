@@ -46,7 +46,6 @@ from .sparsegpt import inverse_hessian_cholesky, sparsegpt_prune
 log = logging.getLogger(__name__)
 
 
-
 class _Stop(Exception):
     """Raised by a hook to end a forward pass early (nothing after the hook is needed)."""
 
@@ -248,11 +247,14 @@ def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, sco
     """Prune one Linear in place (its weight tensor is overwritten, never replaced); returns what
     happened (alpha of wanda-alpha, DSnoT's swaps). `sparsity` overrides cfg's target for this layer
     (per-block allocations); `hinv_cache` shares SparseGPT's inverse Hessian between Linears of one
-    input; `name` (inside the block) tells DSnoT which Linears it skips."""
-    W = layer.weight.data
+    input (the weight-update ablations); `name` (inside the block) tells DSnoT which Linears it skips."""
     sparsity = cfg.target_sparsity if sparsity is None else sparsity
+    if cfg.method == "sparsegpt":  # the route prune_model takes for a group of one
+        prune_sparsegpt_stacked([layer], cfg, stats, sparsity)
+        return {}
+    W = layer.weight.data
     info: dict[str, Any] = {}
-    score = score_fn or get_score(cfg.effective_score if cfg.method != "sparsegpt" else "magnitude")
+    score = score_fn or get_score(cfg.effective_score)
 
     def hinv():
         if hinv_cache is None:
@@ -266,9 +268,7 @@ def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, sco
         return sparsegpt_prune(W, stats.hessian, sparsity, cfg.nm, cfg.blocksize, cfg.percdamp,
                                mask_mode=mask_mode, hinv=hinv(), **kw)
 
-    if cfg.method == "sparsegpt":
-        Wn, _ = update("sparsegpt")
-    elif cfg.weight_update == "iterative":
+    if cfg.weight_update == "iterative":
         def block_score(Wb, cols):
             sub = LayerStats(input_sq_mean=None if stats.input_sq_mean is None else stats.input_sq_mean[cols],
                              tokens=stats.tokens)

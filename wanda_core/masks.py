@@ -80,6 +80,9 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return mask.reshape(score.shape)
 
 
+_BRACKET_MIN = 16384  # below this one introselect over the whole row is as fast
+
+
 def kth_smallest(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th smallest value (1-based) of each row, shape (..., 1): the very value torch.kthvalue
     returns. On a CPU, rows of 64 or more go through numpy's introselect (np.partition), 5-20x
@@ -91,9 +94,6 @@ def kth_smallest(x: torch.Tensor, k: int) -> torch.Tensor:
             return torch.from_numpy(np.array([[_kth_bracketed(a[0], k)]], dtype=a.dtype))
         return torch.from_numpy(np.partition(a, k - 1, axis=-1)[..., k - 1 : k].copy())
     return torch.kthvalue(x, k, dim=-1, keepdim=True).values
-
-
-_BRACKET_MIN = 16384  # below this one introselect over the whole row is as fast
 
 
 def _kth_bracketed(a: np.ndarray, k: int):
