@@ -5,6 +5,7 @@
     python -m wanda_core prune --model meta-llama/Llama-2-7b-hf --calib c4 --eval wikitext2 \\
         --nsamples 128 --seqlen 4096 --device cuda --dtype float16 --tasks paper
     python -m wanda_core evaluate --model out/ --eval wiki --tasks wiki_lastword
+    python -m wanda_core finetune --from runs/<id>.json --how lora --steps 50   # pruned with --save-weights
     python -m wanda_core show runs/<id>.json
 
 The options are generated from RunConfig's fields (config.py): one flag per field, named after it
@@ -85,7 +86,8 @@ def add_config_arguments(p: argparse.ArgumentParser, names, config_cls=RunConfig
             valid = choices.get(f.name)
             if f.name == "method":  # `evaluate` is the dense path
                 valid = tuple(m for m in valid if m != "dense")
-            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **_field_argument(f, hints[f.name], helps[f.name], valid))
+            flag = f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+            p.add_argument(flag, dest=f.name, **_field_argument(f, hints[f.name], helps[f.name], valid))
 
 
 def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
@@ -104,6 +106,14 @@ def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
         p.add_argument("--runs-dir", default="runs", help="where run records are written (default: runs)")
         p.add_argument("--force", action="store_true", help="recompute even if a finished record exists")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+
+    from .finetune import FinetuneConfig
+
+    ft = sub.add_parser("finetune", help="fine-tune a pruned model (LoRA or masked dense), write its run record")
+    add_config_arguments(ft, [f.name for f in dataclasses.fields(FinetuneConfig)], FinetuneConfig)
+    ft.add_argument("--runs-dir", default=None, help="where its record goes (default: finetune/ beside the source record)")
+    ft.add_argument("--force", action="store_true", help="train again even if a finished record exists")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars or logs")
 
     sh = sub.add_parser("show", help="print a run record's summary")
     sh.add_argument("record", help="path to a run record (.json)")
@@ -149,8 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if a.command == "show":
         rec = json.loads(Path(a.record).read_text())
+        if rec.get("kind") == "finetune":
+            from .finetune import summary as finetune_summary
+
+            print(finetune_summary(rec))
+            return 0
         print(summary(rec))
         return 0
+    if a.command == "finetune":
+        return _finetune(a)
     try:
         cfg = config_from_args(a).validate()
         from .runner import run
@@ -163,4 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"record: {Path(a.runs_dir) / (rec['id'] + '.json')}")
     if rec.get("saved_model"):
         print(f"pruned model: {rec['saved_model']}")
+    return 0
+
+
+def _finetune(a: argparse.Namespace) -> int:
+    """`finetune`: the FinetuneConfig the options describe, trained (or its record reused)."""
+    from .finetune import FinetuneConfig, finetune, summary
+
+    kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(FinetuneConfig)}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+    try:
+        rec = finetune(FinetuneConfig(**kw), a.runs_dir, force=a.force, progress=not a.quiet)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary(rec))
+    print(f"record: {rec['record_path']}")
     return 0
