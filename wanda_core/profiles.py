@@ -54,6 +54,14 @@ class Profile:
     task_dir: str | None = None             # local task files instead of the embedded/hub copies
     ladder_tasks: tuple[str, ...] = ()      # zero-shot tasks on every ladder rung (cost grows with size); () = perplexity only
     ladder_task_configs: tuple[str, ...] = ()  # which of a rung's configs get them ("dense", "wanda 50%", ...); () = all seven
+    finetune_hows: tuple[str, ...] = ("lora", "masked")  # recovery chapter: LoRA adapters and masked dense training
+    finetune_steps: int = 20                # recovery chapter: optimizer steps per run (the paper: one pass over 30k C4 sequences)
+    finetune_seqlen: int = 128              # recovery chapter: tokens per training window (the paper's 1024)
+    finetune_batch_size: int = 4            # recovery chapter: training windows per step (the paper's 128 with accumulation)
+    finetune_eval_at: tuple[int, ...] = (10,)  # recovery chapter: steps with a perplexity point besides before and after
+    finetune_warmup_steps: int = 2          # recovery chapter: linear warm-up steps (the official lora_ft's 5, for 234 steps)
+    finetune_lr_lora: float = 1e-4          # recovery chapter: LoRA learning rate (the official 1e-4)
+    finetune_lr_masked: float = 2e-5        # recovery chapter: masked dense learning rate
     device: str = "cpu"                     # cpu or cuda
     dtype: str = "float32"                  # float32 on CPU, float16 on GPU as the paper
     runs_dir: str = ""                      # where records go; filled from $WANDA_RUNS_DIR or runs/<name>
@@ -124,6 +132,16 @@ def _check(p: Profile) -> Profile:
         if bad:
             raise ValueError(f"profile {p.name!r}: ladder_task_configs {bad} are not configurations of a rung; "
                              f"valid: {', '.join(valid)}")
+    if p.finetune_steps < 1 or p.finetune_seqlen < 2 or p.finetune_batch_size < 1 or p.finetune_warmup_steps < 0:
+        raise ValueError(f"profile {p.name!r}: finetune_steps and finetune_batch_size must be >= 1, finetune_seqlen >= 2, "
+                         f"finetune_warmup_steps >= 0")
+    bad = [h for h in p.finetune_hows if h not in ("lora", "masked")]
+    if bad or not p.finetune_hows:
+        raise ValueError(f"profile {p.name!r}: finetune_hows {list(p.finetune_hows)} must name lora and/or masked")
+    if any(not 1 <= s <= p.finetune_steps for s in p.finetune_eval_at):
+        raise ValueError(f"profile {p.name!r}: finetune_eval_at {list(p.finetune_eval_at)} must lie in 1..finetune_steps")
+    if not (p.finetune_lr_lora > 0 and p.finetune_lr_masked > 0):
+        raise ValueError(f"profile {p.name!r}: finetune learning rates must be > 0")
     if not p.seeds:
         raise ValueError(f"profile {p.name!r}: seeds must name at least one seed")
     try:  # the keys a RunConfig takes (dtype, device, eval...) are checked by its own validation
