@@ -80,7 +80,8 @@ def verdict(out: dict[str, pd.DataFrame]) -> str:
         lines.append(f"- **{STRUCTURE_LABEL.get(structure, structure)}, {HOW_LABEL[how]}**: worst / best method "
                      f"{spread_b:.2f}x before, {spread_a:.2f}x after; order before {order_b}, after {order_a} "
                      f"({'kept' if kept else 'changed'}). The difference is "
-                     + ("narrowed" if spread_a < spread_b else "not narrowed") + ".")
+                     + ("narrowed" if spread_a < spread_b - 1e-3 else "widened" if spread_a > spread_b + 1e-3
+                        else "unchanged") + ".")
     return "\n".join(lines)
 
 

@@ -45,6 +45,7 @@ import os
 import random
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,7 +364,9 @@ def finetune(cfg: FinetuneConfig, runs_dir: str | os.PathLike | None = None, for
             p.requires_grad_(False)
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(model, lcfg)
+        with warnings.catch_warnings():  # a deprecation inside transformers that peft triggers: not ours to fix
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing")
+            model = get_peft_model(model, lcfg)
     else:
         mask = {n: (w != 0) for n, w in base.items()}
     named = dict(model.named_parameters())
@@ -398,8 +401,13 @@ def finetune(cfg: FinetuneConfig, runs_dir: str | os.PathLike | None = None, for
     from tqdm import tqdm
 
     with PeakMemory(device) as mem:
+        before_path = path.parent / f"before-{config_hash({'source': src['id'], 'eval': cfg.eval, 'seqlen': ev_seqlen, 'windows': ev_n})}.json"
         if state["before"] is None:
-            nll0 = measure()
+            # the pruned model's per-window NLLs, shared by every run from the same source
+            kept = read_json(before_path)
+            nll0 = {ds: torch.tensor(v) for ds, v in kept.items()} if kept else measure()
+            if not kept:
+                atomic_write_json(before_path, {ds: v.tolist() for ds, v in nll0.items()})
             state["before"] = {ds: v.tolist() for ds, v in nll0.items()}
             state["curve"].append({"step": 0, **{ds: math.exp(float(v.double().mean())) for ds, v in nll0.items()}})
         t0 = time.perf_counter()  # training time, the evaluations at eval_at included
@@ -421,10 +429,11 @@ def finetune(cfg: FinetuneConfig, runs_dir: str | os.PathLike | None = None, for
                         w.mul_(mask[n])
             sched.step()
             opt.zero_grad(set_to_none=True)
-            state["losses"].append(round(loss.item(), 6))
+            value = loss.item()
+            state["losses"].append(round(value, 6))
             state["tokens"] += int(batch.numel())
             state["step"] = step + 1
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
             if step + 1 in cfg.eval_at and step + 1 != cfg.steps:
                 nll = measure()
                 state["curve"].append({"step": step + 1, **{ds: math.exp(float(v.double().mean())) for ds, v in nll.items()}})
