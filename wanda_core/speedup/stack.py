@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .sparse24 import LLAMA_DIMS, check_sparse_matches_dense, dtype_of, make_24_weight, to_sparse
+from .sparse24 import LLAMA_DIMS, check_sparse_matches_dense, compare, dtype_of, make_24_weight, padded_rows, to_sparse
 
 
 class SwapLinear(nn.Module):
@@ -34,7 +34,18 @@ class SwapLinear(nn.Module):
         self.weight = self.forms[backend]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
+        if self.weight is self.forms["dense"]:
+            return F.linear(x, self.weight)
+        # The 2:4 kernels take a 2-D, row-padded input (a 3-D one reaches ops the sparse tensor lacks,
+        # such as expand), and return the product transposed in memory: made contiguous here, or every
+        # later op (SDPA's fused kernels above all) would run on strided data.
+        x2 = x.reshape(-1, x.shape[-1])
+        n = x2.shape[0]
+        rows = padded_rows(n, x.dtype)
+        if rows != n:
+            x2 = F.pad(x2, (0, 0, 0, rows - n))
+        y = F.linear(x2.contiguous(), self.weight)[:n].contiguous()
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class RMSNorm(nn.Module):
@@ -106,6 +117,22 @@ class DecoderStack(nn.Module):
         for m in self.modules():
             if isinstance(m, SwapLinear):
                 m.use(backend, verify)
+
+    @torch.no_grad()
+    def check_block(self, x: torch.Tensor, backend: str, decode: bool = False) -> float:
+        """The first block's output with `backend` weights against its dense output on the same input:
+        each weight was checked alone, this checks the way the block feeds them (shapes, padding, layout).
+        Leaves the block on `backend`; raises SparseMismatch if the outputs differ."""
+        blk, t = self.layers[0], x.shape[1]
+        start = self.kv_len - t if decode else 0
+        cos, sin = self.cos[start:start + t], self.sin[start:start + t]
+        lins = [m for m in blk.modules() if isinstance(m, SwapLinear)]
+        for m in lins:
+            m.use("dense")
+        ref = blk(x, cos, sin, decode)
+        for m in lins:
+            m.use(backend)
+        return compare(blk(x, cos, sin, decode), ref, f"{backend} decoder block ({'decode' if decode else 'prefill'})")
 
     def setup_cache(self, max_batch: int, kv_len: int) -> None:
         if self.kv_len == kv_len and self.layers[0].cache is not None and self.layers[0].cache[0].shape[0] >= max_batch:

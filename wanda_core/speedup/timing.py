@@ -191,6 +191,8 @@ def time_decoder_stack(model: str = "7B", tokens: int = PREFILL_TOKENS, phase: s
         stack.setup_cache(batch, kv_len)
         x = torch.randn(batch, 1, stack.dim, device=stack.cos.device, dtype=dt)
         fn, rows, context = (lambda: stack(x, decode=True)), batch, kv_len
+    if sparse:  # never time a stack whose 2:4 forward computes something else
+        stack.check_block(x, variant, decode=phase == "decode")
     with torch.no_grad():
         stats = time_call(fn, mode, warmup, repeats, min_sample_ms=0.0, device=str(stack.cos.device))
     return dict(family="decoder_stack", model=model, phase=phase, batch=batch, context=context, tokens=rows,
