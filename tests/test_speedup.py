@@ -197,6 +197,55 @@ def test_decoder_block_matches_huggingface_llama():
         torch.testing.assert_close(st(x), hf(inputs_embeds=x).last_hidden_state, rtol=1e-4, atol=1e-4)
 
 
+def test_compressed_forms_get_2d_padded_input_and_give_contiguous_rows():
+    """The 2:4 path of SwapLinear, on the CPU with a stand-in form that returns its product transposed
+    in memory as cuSPARSELt does: same values as the dense weight, any batch shape, row-major output."""
+    st = sp.DecoderStack(dim=64, inter=128, heads=4, n_layers=1, dtype="float32", device="cpu", seed=3)
+    seen = []
+    for m in st.modules():
+        if isinstance(m, sstack.SwapLinear):
+            m.forms["stand-in"] = m.forms["dense"].clone()
+    real_linear = sstack.F.linear
+
+    def linear(x, weight):
+        if any(weight is m.forms.get("stand-in") for m in st.modules() if isinstance(m, sstack.SwapLinear)):
+            seen.append(tuple(x.shape))
+            return torch.mm(weight, x.t()).t()  # the transposed layout of the sparse kernels
+        return real_linear(x, weight)
+
+    x = torch.randn(3, 5, 64)  # 15 rows: not a multiple of any kernel's row alignment
+    ref = st(x)
+    st.setup_cache(max_batch=3, kv_len=6)
+    ref_dec = st(x[:, :1], decode=True)
+    sstack.F.linear, saved = linear, sstack.F.linear
+    try:
+        assert st.check_block(x, "stand-in") < 1e-5
+        st.use("stand-in", verify=False)
+        torch.testing.assert_close(st(x), ref)
+        torch.testing.assert_close(st(x[:, :1], decode=True), ref_dec)
+        y = st.layers[0].q(x)
+    finally:
+        sstack.F.linear = saved
+    assert y.is_contiguous() and y.shape == (3, 5, 64)
+    assert seen and all(len(s) == 2 and s[0] == sparse24.padded_rows(s[0]) for s in seen)
+
+
+def test_speedup_verdict_reads_the_frames():
+    import pandas as pd
+
+    from wanda_core import findings_cost as fc
+
+    blocks = pd.DataFrame(dict(mode=["graph", "graph", "eager"], speedup=[1.2, 1.4, 0.5]))
+    stack = pd.DataFrame(dict(mode=["graph", "graph", "eager"], phase=["prefill", "decode", "prefill"],
+                              speedup=[0.9, 0.6, 0.4]))
+    paper = pd.DataFrame(dict(metric=["end_to_end_speedup_A6000"], value=[1.24]))
+    v = fc.speedup_verdict(dict(blocks=blocks, stack=stack, paper=paper))
+    assert "1.20x-1.40x" in v and "0.50x" in v and "prefill **0.90x**" in v and "slower end to end" in v and "1.24x" in v
+    v = fc.speedup_verdict(dict(blocks=blocks, stack=stack.assign(speedup=[1.1, 1.3, 0.4]), paper=paper.iloc[:0]))
+    assert "faster end to end" in v and "paper" not in v
+    assert fc.speedup_verdict(dict(blocks=blocks.iloc[:0], stack=stack, paper=paper)) == ""
+
+
 @needs_gpu
 @pytest.mark.parametrize("backend", sp.available_backends() if sp.gpu_available() else ["cusparselt"])
 def test_sparse_product_matches_and_times_on_gpu(backend):

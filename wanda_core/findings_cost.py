@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .present import model_label, table
+from .speedup.timing import PREFILL_TOKENS
 
 
 def phases(t: dict[str, pd.DataFrame]):
@@ -62,3 +63,27 @@ def speedup_wide(df: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     w = df.pivot_table(index=index, columns=["dtype", "backend", "mode"], values="speedup", observed=True)
     w.columns = [", ".join(map(str, c)) for c in w.columns]
     return w.reset_index()
+
+
+def _span(x: pd.Series) -> str:
+    lo, hi = float(x.min()), float(x.max())
+    return f"{lo:.2f}x" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}x-{hi:.2f}x"
+
+
+def speedup_verdict(s: dict[str, pd.DataFrame]) -> str:
+    """What the committed timings say, read from them: per block's linears and end to end, eager and graph."""
+    b, st = s["blocks"], s["stack"]
+    if b.empty or st.empty:
+        return ""
+    p = s["paper"].set_index("metric")["value"]
+    paper = (f" (the paper: {p['end_to_end_speedup_A6000']:.2f}x end to end on an RTX A6000)"
+             if "end_to_end_speedup_A6000" in p else "")
+    out = [f"A block's linear layers at {PREFILL_TOKENS:,} tokens run "
+           f"**{_span(b[b['mode'] == 'graph']['speedup'])}** the dense speed when replayed from a CUDA graph and "
+           f"**{_span(b[b['mode'] == 'eager']['speedup'])}** when launched from Python (all model sizes and dtypes)."]
+    g = st[st["mode"] == "graph"]
+    out.append(f"The LLaMA-7B decoder stack, replayed from a CUDA graph: prefill **{_span(g[g['phase'] == 'prefill']['speedup'])}**, "
+               f"decode **{_span(g[g['phase'] == 'decode']['speedup'])}**{paper}; "
+               + ("2:4 is faster end to end." if (g["speedup"] > 1).all() else
+                  "2:4 is slower end to end." if (g["speedup"] < 1).all() else "2:4 is faster in some phases only."))
+    return " ".join(out)
