@@ -2,8 +2,8 @@
 Profile.config builds the RunConfig the chapters run."""
 import pytest
 
-from wanda_core.config import RunConfig
-from wanda_core.profiles import PROFILE_NAMES, load_profile
+from wanda_core.runs.config import RunConfig
+from wanda_core.study.profiles import PROFILE_NAMES, load_profile
 
 
 def _write(tmp_path, text):
@@ -62,7 +62,7 @@ def test_profile_config_builds_the_runconfig(tmp_path, monkeypatch):
 
 
 def test_ladder_task_configs_choose_which_runs_get_zero_shot():
-    from wanda_core.experiments import ladder
+    from wanda_core.study.experiments import ladder
 
     P = load_profile("smoke")
     every = ladder.rung_configs(P, "tiny-llama")
@@ -72,5 +72,6 @@ def test_ladder_task_configs_choose_which_runs_get_zero_shot():
     assert got[("dense", "unstructured")] == got[("wanda", "unstructured")] == P.ladder_tasks
     assert got[("wanda", "2:4")] == got[("sparsegpt", "unstructured")] == ()
     # the same runs either way: records are shared, zero-shot is added to them
-    from wanda_core.runner import record_id
+    from wanda_core.runs.records import record_id
+
     assert [record_id(a) for a in every] == [record_id(b) for b in some]

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from wanda_core import RunConfig, runner
-from wanda_core.records import atomic_write_json, read_json
+from wanda_core import RunConfig
+from wanda_core.runs import runner
+from wanda_core.runs.records import atomic_write_json, read_json
 
 SMALL = dict(model="tiny-llama", nsamples=2, seqlen=32, eval_windows=2, batch_size=2)
 
@@ -166,7 +167,7 @@ def test_cli_prune_save_and_reload(tmp_path):
     (["--method", "obs"], "invalid choice"),
 ])
 def test_cli_bad_input(tmp_path, monkeypatch, capsys, args, message):
-    from wanda_core.cli import main
+    from wanda_core.runs.cli import main
 
     monkeypatch.chdir(tmp_path)
     try:

@@ -1,4 +1,4 @@
-"""wanda_core.speedup on CPU: shapes, 2:4 weights, the record round trip, the no-GPU message, the
+"""wanda_core.gpu.speedup on CPU: shapes, 2:4 weights, the record round trip, the no-GPU message, the
 decoder stack's dense forward (checked against Hugging Face's LLaMA), and the CPU rehearsal of every
 GPU part (speed-up suite, pruning time at LLaMA shape, block offload). Timing itself needs CUDA."""
 import dataclasses
@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from wanda_core import atscale
-from wanda_core import speedup as sp
-from wanda_core.config import RunConfig
-from wanda_core.experiments import speedup as xs
-from wanda_core.experiments import timing as xt
-from wanda_core.records import atomic_write_json, provenance
-from wanda_core.speedup import device as sdev, sparse24, stack as sstack, suite
+from wanda_core.gpu import atscale
+from wanda_core.gpu import speedup as sp
+from wanda_core.runs.config import RunConfig
+from wanda_core.study.experiments import speedup as xs
+from wanda_core.study.experiments import timing as xt
+from wanda_core.runs.records import atomic_write_json, provenance
+from wanda_core.gpu.speedup import device as sdev, sparse24, stack as sstack, suite
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA GPU")
 needs_gpu = pytest.mark.skipif(not sp.gpu_available(), reason="needs an NVIDIA GPU with sparse tensor cores")
@@ -333,7 +333,7 @@ def test_offload_rehearsal(tmp_path):
 @pytest.mark.skipif("offload" not in {f.name for f in dataclasses.fields(RunConfig)},
                     reason="block offload (RunConfig.offload) is not in this checkout yet")
 def test_offloaded_prune_equals_the_plain_one():
-    from wanda_core.engine import prune_model
+    from wanda_core.prune.engine import prune_model
 
     windows = atscale.random_windows(2, 16, 256)
     out = []
@@ -365,5 +365,5 @@ def test_gpu_all_script_is_valid_bash_and_runs_all_three_parts():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_all.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
-    for part in ("wanda_core.atscale time", "wanda_core.speedup", "wanda_core.atscale offload", "GPU_REHEARSAL"):
+    for part in ("wanda_core.gpu.atscale time", "wanda_core.gpu.speedup", "wanda_core.gpu.atscale offload", "GPU_REHEARSAL"):
         assert part in text
