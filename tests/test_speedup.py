@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wanda_core.gpu import atscale
+from wanda_core.gpu import llama_scale
 from wanda_core.gpu import speedup as sp
 from wanda_core.runs.config import RunConfig
 from wanda_core.study.experiments import speedup as xs
@@ -272,32 +272,32 @@ def test_speedup_rehearsal_times_the_dense_path_on_cpu(tmp_path):
 def test_random_llama_is_finite_and_has_real_rotary_tables():
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    m = atscale.random_llama("tiny", torch.float32, "cpu", seed=1)
-    ref = LlamaRotaryEmbedding(atscale.llama_config("tiny"))
+    m = llama_scale.random_llama("tiny", torch.float32, "cpu", seed=1)
+    ref = LlamaRotaryEmbedding(llama_scale.llama_config("tiny"))
     torch.testing.assert_close(m.model.rotary_emb.inv_freq, ref.inv_freq)
     w = m.model.layers[0].mlp.down_proj.weight
     assert abs(float(w.std()) - 0.02) < 2e-3 and bool((m.model.norm.weight == 1).all())
     with torch.no_grad():
-        logits = m(input_ids=atscale.random_windows(2, 16, 256)).logits
+        logits = m(input_ids=llama_scale.random_windows(2, 16, 256)).logits
     assert logits.shape == (2, 16, 256) and torch.isfinite(logits).all()
-    full = atscale._keep_blocks(m, 1)
-    assert len(m.model.layers) == 1 and len(full) == 4 and atscale.find_blocks(m) is m.model.layers
-    atscale._keep_blocks(m, 4)
+    full = llama_scale._keep_blocks(m, 1)
+    assert len(m.model.layers) == 1 and len(full) == 4 and llama_scale.find_blocks(m) is m.model.layers
+    llama_scale._keep_blocks(m, 4)
     assert list(m.model.layers) == full and m.config.num_hidden_layers == 4
 
 
 def test_scale_hand_computed():
     run = dict(blocks=2, total_blocks=8, nsamples=32,
                seconds=dict(capture=1.0, statistics_forward=2.0, score_mask=3.0, reforward=1.0, total=7.5))
-    s = atscale.scale(run)  # blocks x4, windows x4; 0.5 s "other" scales with blocks only
+    s = llama_scale.scale(run)  # blocks x4, windows x4; 0.5 s "other" scales with blocks only
     assert s["block_factor"] == 4 and s["window_factor"] == 4 and s["score_mask_s"] == 12.0
     assert s["total_s"] == pytest.approx(1.0 * 4 + 3.0 * 4 * 4 + (3.0 + 0.5) * 4)
 
 
 def test_pruning_time_rehearsal_prunes_every_block_and_reads_back(tmp_path):
-    p = atscale.pruning_time(tmp_path / "pruning_time", "tiny", nsamples=2, seqlen=16, budget_s=120, device="cpu",
+    p = llama_scale.pruning_time(tmp_path / "pruning_time", "tiny", nsamples=2, seqlen=16, budget_s=120, device="cpu",
                              dtype=torch.float32)
-    rec = sp.load_records(p.parent, rehearsal=True, kind=atscale.RECORD_KIND)[0]
+    rec = sp.load_records(p.parent, rehearsal=True, kind=llama_scale.RECORD_KIND)[0]
     assert rec["complete"] and rec["rehearsal"] and rec["provenance"]["device"]["type"] == "cpu"
     assert [(r["method"], r["phase"]) for r in rec["runs"]] == [
         ("wanda", "probe"), ("wanda", "model"), ("sparsegpt", "probe"), ("sparsegpt", "model")]
@@ -312,15 +312,15 @@ def test_pruning_time_rehearsal_prunes_every_block_and_reads_back(tmp_path):
 
 
 def test_pruning_time_out_of_budget_ends_cleanly_with_a_record(tmp_path):
-    p = atscale.pruning_time(tmp_path, "tiny", nsamples=2, seqlen=16, budget_s=0, device="cpu", dtype=torch.float32,
+    p = llama_scale.pruning_time(tmp_path, "tiny", nsamples=2, seqlen=16, budget_s=0, device="cpu", dtype=torch.float32,
                              methods=("wanda",))
-    rec = sp.load_records(tmp_path, rehearsal=True, kind=atscale.RECORD_KIND)[0]
+    rec = sp.load_records(tmp_path, rehearsal=True, kind=llama_scale.RECORD_KIND)[0]
     assert p.exists() and rec["complete"]
     assert rec["runs"][0]["error"].startswith("BudgetExceeded") and rec["runs"][0]["seconds"] is None
 
 
 def test_offload_rehearsal(tmp_path):
-    atscale.offload(tmp_path, "tiny", cap_gib=0.5 / 1024, nsamples=2, seqlen=16, device="cpu", dtype=torch.float32)
+    llama_scale.offload(tmp_path, "tiny", cap_gib=0.5 / 1024, nsamples=2, seqlen=16, device="cpu", dtype=torch.float32)
     o = xt.offload_runs(tmp_path, rehearsal=True)
     assert len(o) == 1 and o.fits_without_offload.item() is False  # the whole model does not fit the cap
     assert "simulated cap" in o.without_offload_error.item() and o.model_gib.item() > o.cap_gib.item()
@@ -335,10 +335,10 @@ def test_offload_rehearsal(tmp_path):
 def test_offloaded_prune_equals_the_plain_one():
     from wanda_core.prune.engine import prune_model
 
-    windows = atscale.random_windows(2, 16, 256)
+    windows = llama_scale.random_windows(2, 16, 256)
     out = []
     for off in (False, True):
-        m = atscale.random_llama("tiny", torch.float32, "cpu", seed=3)
+        m = llama_scale.random_llama("tiny", torch.float32, "cpu", seed=3)
         prune_model(m, RunConfig(method="wanda", nsamples=2, seqlen=16, offload=off), windows, progress=False)
         out.append(m.state_dict())
     for k in out[0]:
@@ -365,5 +365,5 @@ def test_gpu_all_script_is_valid_bash_and_runs_all_three_parts():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_all.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
-    for part in ("wanda_core.gpu.atscale time", "wanda_core.gpu.speedup", "wanda_core.gpu.atscale offload", "GPU_REHEARSAL"):
+    for part in ("wanda_core.gpu.llama_scale time", "wanda_core.gpu.speedup", "wanda_core.gpu.llama_scale offload", "GPU_REHEARSAL"):
         assert part in text

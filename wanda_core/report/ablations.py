@@ -5,7 +5,7 @@ import pandas as pd
 import numpy as np
 
 from wanda_core.report.plotting import positive, ppl_axis, pyplot
-from wanda_core.report.present import GROUP_LABEL, label, model_label, PALETTE, STRUCTURE_LABEL, table
+from wanda_core.report.present import GROUP_LABEL, display_name, model_label, PALETTE, STRUCTURE_LABEL, table
 from wanda_core.study import paper
 
 
@@ -30,7 +30,7 @@ def groups(cg: pd.DataFrame) -> str:
 def group_wide(cg: pd.DataFrame) -> pd.DataFrame:
     """Chapter 7's table: one row per score, one perplexity column per comparison group."""
     d = cg[cg["method"] != "dense"].pivot(index="score", columns="group", values="ppl")[list(GROUP_LABEL)]
-    return d.rename(index=label, columns=GROUP_LABEL).rename_axis(index="score", columns=None).reset_index()
+    return d.rename(index=display_name, columns=GROUP_LABEL).rename_axis(index="score", columns=None).reset_index()
 
 
 def updates(wu: pd.DataFrame) -> str:
@@ -39,7 +39,7 @@ def updates(wu: pd.DataFrame) -> str:
     def change(m, u, s="unstructured"):
         return t[m, u, s] / t[m, "none", s] - 1
 
-    lines = [f"- **{label(m)}** mask, 50 % unstructured: perplexity {t[m, 'none', 'unstructured']:.2f} without an update; "
+    lines = [f"- **{display_name(m)}** mask, 50 % unstructured: perplexity {t[m, 'none', 'unstructured']:.2f} without an update; "
              f"with it: sequential {change(m, 'sequential'):+.1%}, iterative {change(m, 'iterative'):+.1%}."
              for m in ("magnitude", "wanda")]
     lines.append(f"- **Wanda**, 2:4: {t['wanda', 'none', '2:4']:.2f} without an update, {t['wanda', 'sequential', '2:4']:.2f} "
@@ -72,7 +72,7 @@ def group_bars(cg: pd.DataFrame) -> None:
 
     plt = pyplot()
     dense = float(cg.loc[cg["method"] == "dense", "ppl"].iloc[0])
-    d = cg[cg["method"] != "dense"].assign(score=lambda x: x["score"].map(label), group=lambda x: x["group"].map(GROUP_LABEL),
+    d = cg[cg["method"] != "dense"].assign(score=lambda x: x["score"].map(display_name), group=lambda x: x["group"].map(GROUP_LABEL),
                                            ppl=lambda x: [positive(v) for v in x["ppl"]])
     fig, ax = plt.subplots()
     sns.barplot(data=d, x="group", y="ppl", hue="score", order=list(GROUP_LABEL.values()), palette=PALETTE, ax=ax)
@@ -91,7 +91,7 @@ def update_bars(wu: pd.DataFrame) -> None:
 
     plt = pyplot()
     dense = float(wu.loc[wu["method"] == "dense", "ppl"].iloc[0])
-    d = wu[~wu["method"].isin(["dense", "sparsegpt"])].assign(mask=lambda x: x["method"].map(label),
+    d = wu[~wu["method"].isin(["dense", "sparsegpt"])].assign(mask=lambda x: x["method"].map(display_name),
                                                               ppl=lambda x: [positive(v) for v in x["ppl"]])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, gridspec_kw={"width_ratios": [2, 1]})
     for ax, s in zip(axes, ("unstructured", "2:4")):

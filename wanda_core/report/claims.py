@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from wanda_core.report.present import DATASET_LONG, label, model_label, table
+from wanda_core.report.present import DATASET_LONG, display_name, model_label, table
 from wanda_core.study import paper
 
 
@@ -69,7 +69,7 @@ def official_rules(P, nm: pd.DataFrame) -> str:
     u = nm[nm["structure"] == "unstructured"].set_index("method")
     lines = [f"- In this build the magnitude baseline's target is {u.at['magnitude', 'sparsity']:.0%} and it reaches "
              f"**{u.at['magnitude', 'actual_sparsity']:.4%}** (" + ", ".join(
-                 f"{label(m)} {u.at[m, 'actual_sparsity']:.4%}" for m in ("sparsegpt", "wanda") if m in u.index) + ")."]
+                 f"{display_name(m)} {u.at[m, 'actual_sparsity']:.4%}" for m in ("sparsegpt", "wanda") if m in u.index) + ")."]
     ev = nm.drop_duplicates(["eval_windows", "seqlen"])
     lines.append("- Every perplexity of this profile (`" + P.name + "`) is measured on " + "; ".join(
         f"{e.eval_windows} windows x {e.seqlen} tokens" for e in ev.itertuples()) + f" of `{nm['dataset'].iloc[0]}`.")

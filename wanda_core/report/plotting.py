@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from wanda_core.report.present import dataset_label, label
+from wanda_core.report.present import dataset_label
 
 
 TINY = np.finfo(np.float32).tiny  # keeps a log axis valid if a value is zero

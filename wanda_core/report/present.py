@@ -133,12 +133,12 @@ def table(df: pd.DataFrame, columns: Iterable[str] | dict[str, str] | None = Non
     return s.set_caption(caption) if caption else s
 
 
-def pm(mean: pd.Series, spread: pd.Series, fmt: str = "{:,.2f}") -> pd.Series:
+def plus_minus(mean: pd.Series, spread: pd.Series, fmt: str = "{:,.2f}") -> pd.Series:
     """Cells 'mean ± spread' (a missing spread reads as 0), for tables of means over seeds or with intervals."""
     return mean.map(fmt.format) + " ± " + spread.fillna(0).map(fmt.format)
 
 
-def label(key: str) -> str:
+def display_name(key: str) -> str:
     """A method's label ('Wanda') from its key ('wanda')."""
     return METHOD_LABEL.get(key, key)
 
@@ -209,7 +209,7 @@ def how_made(runs, P=None, extra: str = "") -> str:
 def ranking(df: pd.DataFrame, value: str, key: str = "method") -> str:
     """'Wanda < SparseGPT < Magnitude', ordered by `value` (lowest first), skipping missing values."""
     d = df.dropna(subset=[value]).sort_values(value)
-    return " < ".join(label(k) for k in d[key])
+    return " < ".join(display_name(k) for k in d[key])
 
 
 def unverified_note(**filters: Any) -> str:
@@ -220,11 +220,11 @@ def unverified_note(**filters: Any) -> str:
     if un.empty:
         return ""
     return ("Left out because `data/paper_numbers.csv` marks them unverified (not confirmed from the paper itself): "
-            + "; ".join(f"{r.model} {label(r.method)}{'' if r.structure == 'unstructured' else ' ' + r.structure} "
+            + "; ".join(f"{r.model} {display_name(r.method)}{'' if r.structure == 'unstructured' else ' ' + r.structure} "
                         f"{r.value:.2f}" for r in un.itertuples()) + ".")
 
 
-def vs_paper_table(cmp: pd.DataFrame, ours: pd.DataFrame, pm: str, what: str):
+def vs_paper_table(cmp: pd.DataFrame, ours: pd.DataFrame, paper_model: str, what: str):
     """wanda_core.study.paper.vs_ours's frame as a table, its two sides named by model and text."""
-    heads = {c: COLUMNS.get(c, (c,))[0] for c in cmp.columns} | {"paper": paper_label(pm), "ours": ours_label(ours)}
-    return table(cmp, heads, caption=f"{what}: the paper's Table 3 ({pm}) beside ours ({caption(ours)})")
+    heads = {c: COLUMNS.get(c, (c,))[0] for c in cmp.columns} | {"paper": paper_label(paper_model), "ours": ours_label(ours)}
+    return table(cmp, heads, caption=f"{what}: the paper's Table 3 ({paper_model}) beside ours ({caption(ours)})")

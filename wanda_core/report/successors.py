@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import label, model_label, pm
+from wanda_core.report.present import display_name, model_label, plus_minus
 
 
 def successors_intro(P, out: dict[str, pd.DataFrame]) -> str:
@@ -18,7 +18,7 @@ def mean_spread(summary: pd.DataFrame, key: str, fmt: str) -> pd.DataFrame:
     """'mean ± std over seeds' of `key` (ppl or zeroshot), one row per method, one column per setting;
     n/a where a method does not apply (OWL under N:M)."""
     d = summary.dropna(subset=[f"{key}_mean"])
-    t = d.assign(v=pm(d[f"{key}_mean"], d[f"{key}_std"], fmt)).pivot(index="method", columns="setting", values="v")
+    t = d.assign(v=plus_minus(d[f"{key}_mean"], d[f"{key}_std"], fmt)).pivot(index="method", columns="setting", values="v")
     return t.fillna("n/a").rename_axis(columns=None).reset_index().astype({"method": str})
 
 
@@ -35,7 +35,7 @@ def successor_claims(claims: pd.DataFrame) -> str:
 def successor_paper(paper: pd.DataFrame) -> pd.DataFrame:
     """The successors' README numbers (verified), one row per setting, one column per method."""
     keys = ["table", "metric", "model", "structure", "sparsity"]
-    t = paper.pivot_table(index=keys, columns="method", values="value", sort=False).rename(columns=label)
+    t = paper.pivot_table(index=keys, columns="method", values="value", sort=False).rename(columns=display_name)
     return t.rename_axis(columns=None).reset_index().rename(columns={"structure": "pattern"})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import dataset_label, label, model_label, PALETTE, paper_label, table
+from wanda_core.report.present import dataset_label, display_name, model_label, PALETTE, paper_label, table
 from wanda_core.study import paper
 
 
@@ -15,7 +15,7 @@ def sweep(sw: pd.DataFrame, bd: pd.DataFrame) -> str:
     def at(s):
         return f"at no sparsity up to {top:.0%}" if pd.isna(s) else f"from {s:.0%} on"
 
-    lines = [f"- **{label(m)}**: above twice the dense perplexity {at(r['above_2x'])}, above ten times {at(r['above_10x'])}."
+    lines = [f"- **{display_name(m)}**: above twice the dense perplexity {at(r['above_2x'])}, above ten times {at(r['above_10x'])}."
              for m, r in b.iterrows()]
     mag, wan = b.loc["magnitude", "above_2x"], b.loc["wanda", "above_2x"]
     if not pd.isna(mag) and (pd.isna(wan) or wan > mag):
@@ -36,7 +36,7 @@ def sweep_table(sw: pd.DataFrame) -> pd.DataFrame:
     d = sw[sw["method"] != "dense"]
     piv = d.pivot(index="sparsity", columns="method", values="ppl")[["magnitude", "sparsegpt", "wanda"]]
     rat = d.pivot(index="sparsity", columns="method", values="ppl_ratio")[piv.columns]
-    out = pd.concat([piv.rename(columns=label), rat.rename(columns=lambda m: f"{label(m)} / dense")], axis=1)
+    out = pd.concat([piv.rename(columns=display_name), rat.rename(columns=lambda m: f"{display_name(m)} / dense")], axis=1)
     out["Magnitude / Wanda"] = piv["magnitude"] / piv["wanda"]
     return out.reset_index()
 
@@ -50,13 +50,13 @@ def calibration(spread: pd.DataFrame) -> str:
     lines, cost = [], {}
     for m, g in spread.groupby("method", sort=False):
         a, b = g[g["nsamples"] == lo].iloc[0], g[g["nsamples"] == hi].iloc[0]
-        cost[label(m)] = a["mean"] / b["mean"]
+        cost[display_name(m)] = a["mean"] / b["mean"]
         if a["std"] == 0:
-            lines.append(f"- **{label(m)}**: with {win(lo)}, {a['mean']:,.3f} (all {int(a['seeds'])} seeds equal); with "
+            lines.append(f"- **{display_name(m)}**: with {win(lo)}, {a['mean']:,.3f} (all {int(a['seeds'])} seeds equal); with "
                          f"{win(hi)}, {b['mean']:,.3f} ± {b['std']:,.3f}.")
             continue
         shrink = f"the standard deviation shrinks {a['std'] / b['std']:.1f}-fold" if b["std"] > 0 else "the spread vanishes"
-        lines.append(f"- **{label(m)}**: with {win(lo)}, {a['mean']:,.3f} ± {a['std']:,.3f} (std over {int(a['seeds'])} seeds; "
+        lines.append(f"- **{display_name(m)}**: with {win(lo)}, {a['mean']:,.3f} ± {a['std']:,.3f} (std over {int(a['seeds'])} seeds; "
                      f"min {a['min']:,.3f}, max {a['max']:,.3f}); with {win(hi)}, {b['mean']:,.3f} ± {b['std']:,.3f} (min "
                      f"{b['min']:,.3f}, max {b['max']:,.3f}): {shrink}. Going from {win(lo)} to {hi} changes the mean by "
                      f"{b['mean'] - a['mean']:+,.3f}, {abs(b['mean'] - a['mean']) / a['std']:.1f} times the {lo}-window std.")
@@ -98,7 +98,7 @@ def sparsity_curve(sw: pd.DataFrame) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.6))
     for m, sub in sw[sw["method"] != "dense"].groupby("method", sort=False):
         sub = sub.sort_values("sparsity")
-        ax.plot(100 * sub["sparsity"], sub["ppl"], marker="o", ms=4, color=PALETTE[label(m)], label=label(m))
+        ax.plot(100 * sub["sparsity"], sub["ppl"], marker="o", ms=4, color=PALETTE[display_name(m)], label=display_name(m))
     ax.axhline(dense, color=PALETTE["Dense"], ls="--", lw=1, label=f"dense ({dense:,.2f})")
     ax.set_yscale("log")
     ax.set_xlabel("sparsity: share of each pruned layer's weights set to zero (%)")
@@ -115,11 +115,11 @@ def calibration_curves(spread: pd.DataFrame, cal: pd.DataFrame) -> None:
     sizes = sorted(spread["nsamples"].unique())
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     for m, s in spread.groupby("method", sort=False):
-        s, c = s.sort_values("nsamples"), PALETTE[label(m)]
+        s, c = s.sort_values("nsamples"), PALETTE[display_name(m)]
         ax.fill_between(s["nsamples"], s["min"], s["max"], color=c, alpha=0.18, lw=0)
         ax.errorbar(s["nsamples"], s["mean"], yerr=s["std"], color=c, marker="o", ms=4, capsize=3,
-                    label=f"{label(m)}: mean ± 1 std (band: min to max)")
-        ax2.plot(s["nsamples"], s["std"], color=c, marker="o", ms=4, label=label(m))
+                    label=f"{display_name(m)}: mean ± 1 std (band: min to max)")
+        ax2.plot(s["nsamples"], s["std"], color=c, marker="o", ms=4, label=display_name(m))
     ax.axhline(dense, color=PALETTE["Dense"], ls="--", lw=1, label=f"dense ({dense:,.2f})")
     for a in (ax, ax2):
         a.set_xscale("log", base=2)

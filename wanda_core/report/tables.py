@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import ppl_axis, pyplot, value_axis
-from wanda_core.report.present import label, model_label, PALETTE, ranking, STRUCTURE_LABEL, table
+from wanda_core.report.present import display_name, model_label, PALETTE, ranking, STRUCTURE_LABEL, table
 from wanda_core.study import paper
 
 
@@ -12,9 +12,9 @@ def not_paper_dense(df: pd.DataFrame) -> str:
     """Chapter 1's warning that our dense perplexity is not the paper's (empty in the paper setting)."""
     if paper.is_paper_setting(df):
         return ""
-    pm = paper.model_for(df)
-    d = paper.value(paper.numbers(), pm, "dense")
-    return (f"This is **not the paper's model**: the paper's dense {pm} scores {d:.2f} on WikiText-2; "
+    paper_model = paper.model_for(df)
+    d = paper.value(paper.numbers(), paper_model, "dense")
+    return (f"This is **not the paper's model**: the paper's dense {paper_model} scores {d:.2f} on WikiText-2; "
             f"{model_label(df['model'].iloc[0])} is a different, much smaller model evaluated on different text, so its "
             "perplexity is not comparable with the paper's. Later chapters compare ratios to this baseline instead.")
 
@@ -26,19 +26,19 @@ def table3(t3: pd.DataFrame) -> str:
             f"SparseGPT by {r['sparsegpt']:.2f} and Wanda by {r['wanda']:.2f}. From best to worst: **{ranking(d, 'ppl')}**.")
 
 
-def not_paper(ours: pd.DataFrame, pm: str, advice: str) -> str:
+def not_paper(ours: pd.DataFrame, paper_model: str, advice: str) -> str:
     """Whether our column and the paper's measure the same thing; `advice` says what to compare if not."""
     if paper.is_paper_setting(ours):
-        return (f"This build runs the paper's own setting ({pm} on WikiText-2), so the two columns measure the same "
+        return (f"This build runs the paper's own setting ({paper_model} on WikiText-2), so the two columns measure the same "
                 "thing and their difference is the reproduction error.")
     return (f"**Not the paper's model.** Ours is {model_label(ours['model'].iloc[0])} on `{ours['dataset'].iloc[0]}`, not "
-            f"{pm} on WikiText-2: {advice}")
+            f"{paper_model} on WikiText-2: {advice}")
 
 
-def vs_paper(ours: pd.DataFrame, cmp: pd.DataFrame, pm: str) -> str:
+def vs_paper(ours: pd.DataFrame, cmp: pd.DataFrame, paper_model: str) -> str:
     """`not_paper`, and the order of the methods at 50% unstructured on each side."""
     pr = cmp[(cmp["method"] != "dense") & (cmp["structure"] == "unstructured")]
-    return not_paper(ours, pm, "compare the ratios to dense and the order, not the perplexities themselves. Order at 50% "
+    return not_paper(ours, paper_model, "compare the ratios to dense and the order, not the perplexities themselves. Order at 50% "
                      f"unstructured in the paper: {ranking(pr, 'paper')}; ours: {ranking(pr, 'ours')}.")
 
 
@@ -55,7 +55,7 @@ def constraint_cost(cmp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def nm(cost: pd.DataFrame, pm: str, model: str) -> str:
+def nm(cost: pd.DataFrame, paper_model: str, model: str) -> str:
     w = cost[(cost["method"] == "wanda") & (cost["structure"] == "2:4")]
     p24 = paper.verified(paper.numbers(table="Table 3", structure="2:4", metric="wikitext2_ppl"))
     p24 = p24.pivot(index="model", columns="method", values="value")
@@ -63,7 +63,7 @@ def nm(cost: pd.DataFrame, pm: str, model: str) -> str:
     if w.empty:
         return ""
     return (f"Forcing 2:4 on Wanda multiplies its perplexity by {w['ours'].iloc[0]:.2f} on {model_label(model)}; the "
-            f"paper's {pm} pays {w['paper'].iloc[0]:.2f}. At 2:4 the paper's SparseGPT beats Wanda on {wins}: when the mask "
+            f"paper's {paper_model} pays {w['paper'].iloc[0]:.2f}. At 2:4 the paper's SparseGPT beats Wanda on {wins}: when the mask "
             "has few choices, SparseGPT's weight update recovers more. Chapter 8 adds the same update to Wanda's mask.")
 
 
@@ -78,7 +78,7 @@ def nm_wide(nm: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(parts, axis=1).reindex(["magnitude", "sparsegpt", "wanda"])
     out.loc["dense"] = [float(nm.loc[nm["method"] == "dense", "ppl"].iloc[0]) if c.startswith("ppl") else 1.0 for c in out.columns]
     out = out.loc[["dense", "magnitude", "sparsegpt", "wanda"]]
-    return out.rename(index=label).rename_axis(index="method", columns=None).reset_index()
+    return out.rename(index=display_name).rename_axis(index="method", columns=None).reset_index()
 
 
 def ratio_vs_paper(cmp: pd.DataFrame, ours_col: str, paper_col: str) -> None:
@@ -88,7 +88,7 @@ def ratio_vs_paper(cmp: pd.DataFrame, ours_col: str, paper_col: str) -> None:
     plt = pyplot()
     d = cmp[cmp["method"] != "dense"]
     long = pd.concat([d.assign(source=paper_col, ratio=d["paper / dense"]), d.assign(source=ours_col, ratio=d["ours / dense"])])
-    long = long.dropna(subset=["ratio"]).assign(method=lambda x: x["method"].map(label),
+    long = long.dropna(subset=["ratio"]).assign(method=lambda x: x["method"].map(display_name),
                                                  pattern=lambda x: x["structure"].map(STRUCTURE_LABEL))
     sources = list(dict.fromkeys(long["source"]))
     fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 4.2), sharey=True, squeeze=False)
@@ -115,7 +115,7 @@ def per_block(pb: pd.DataFrame, target: float = 0.5) -> None:
     for k, m in enumerate(meths):  # shifted, so equal values do not hide each other
         sub = pb[pb["method"] == m]
         ax.plot(sub["block"] + (k - (len(meths) - 1) / 2) * 0.22, sub["sparsity"], marker="os^D"[k % 4], ls="none",
-                ms=5, color=PALETTE.get(label(m)), label=label(m))
+                ms=5, color=PALETTE.get(display_name(m)), label=display_name(m))
     ax.axhline(target, color="black", lw=0.8, ls=":")
     ax.set_ylim(min(target - 0.05, pb["sparsity"].min() - 0.01), max(target + 0.05, pb["sparsity"].max() + 0.01))
     ax.yaxis.set_major_formatter(PercentFormatter(1))
@@ -133,7 +133,7 @@ def structure_bars(nm: pd.DataFrame) -> None:
 
     plt = pyplot()
     dense = float(nm.loc[nm["method"] == "dense", "ppl"].iloc[0])
-    d = nm[nm["method"] != "dense"].assign(method=lambda x: x["method"].map(label), pattern=lambda x: x["structure"].map(STRUCTURE_LABEL))
+    d = nm[nm["method"] != "dense"].assign(method=lambda x: x["method"].map(display_name), pattern=lambda x: x["structure"].map(STRUCTURE_LABEL))
     fig, ax = plt.subplots()
     sns.barplot(data=d, x="pattern", y="ppl", hue="method", palette=PALETTE, ax=ax)
     ax.axhline(dense, color=PALETTE["Dense"], ls="--", lw=1, label=f"dense ({dense:,.2f})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import label, model_label, table
+from wanda_core.report.present import display_name, model_label, table
 
 
 def phases(t: dict[str, pd.DataFrame]):
@@ -46,7 +46,7 @@ def time_phases(cpu: pd.DataFrame) -> None:
     plt = pyplot()
     phases = {"capture": "capture", "statistics_forward": "statistics forward", "score_mask": "score + mask",
               "reforward": "re-forward", "other": "other"}
-    d = cpu.set_index(cpu["method"].map(label))[list(phases)].rename(columns=phases)
+    d = cpu.set_index(cpu["method"].map(display_name))[list(phases)].rename(columns=phases)
     ax = d.plot.barh(stacked=True)
     ax.set(xlabel=f"seconds on {cpu['device'].iloc[0]}", ylabel="",
            title=f"{model_label(cpu['model'].iloc[0])}: where the pruning time goes")

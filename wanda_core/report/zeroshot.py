@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import CONFIG_LABEL, label, model_label, PALETTE, pm
+from wanda_core.report.present import CONFIG_LABEL, display_name, model_label, PALETTE, plus_minus
 
 
 def _pct(s: pd.Series) -> pd.Series:
@@ -23,10 +23,10 @@ def accuracy(out: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Accuracy (%) ± the half-width of its 95% interval, one row per configuration, one column per
     task, and Table 2's mean over the tasks in it."""
     acc, mean = out["acc"], out["mean"]
-    cell = pm(_pct(acc["acc"]), _pct(acc["ci95_hi"] - acc["acc"]), "{:.1f}")
+    cell = plus_minus(_pct(acc["acc"]), _pct(acc["ci95_hi"] - acc["acc"]), "{:.1f}")
     t = acc.assign(v=cell).pivot(index="config", columns="task", values="v")[list(dict.fromkeys(acc["task"]))]
     m = mean.set_index("config")
-    t[f"mean ({int(m['tasks'].max())} tasks)"] = pm(_pct(m["mean_acc"]), _pct(m["ci95_hi"] - m["mean_acc"]), "{:.1f}")
+    t[f"mean ({int(m['tasks'].max())} tasks)"] = plus_minus(_pct(m["mean_acc"]), _pct(m["ci95_hi"] - m["mean_acc"]), "{:.1f}")
     return t.loc[mean["config"]].rename_axis(columns=None).reset_index()
 
 
@@ -75,7 +75,7 @@ def zeroshot(acc: pd.DataFrame) -> None:
     for k, (config, g) in enumerate(acc.groupby("config", sort=False)):
         g = g.set_index("task").loc[tasks]
         ax.errorbar([i + (k - (len(configs) - 1) / 2) * 0.1 for i in range(len(tasks))], 100 * g["acc"],
-                    yerr=100 * (g["ci95_hi"] - g["acc"]), fmt="s" if "2:4" in config else "o", ms=4, capsize=2, color=PALETTE.get(label(g["method"].iloc[0])), mfc="white" if "2:4" in config else None,
+                    yerr=100 * (g["ci95_hi"] - g["acc"]), fmt="s" if "2:4" in config else "o", ms=4, capsize=2, color=PALETTE.get(display_name(g["method"].iloc[0])), mfc="white" if "2:4" in config else None,
                     label=CONFIG_LABEL.get(config, config))
     ax.scatter(range(len(tasks)), 100 * acc.groupby("task", sort=False)["chance"].first().loc[tasks],
                marker="_", s=400, c="k", label="chance")

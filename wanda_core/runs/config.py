@@ -36,7 +36,7 @@ from wanda_core.prune.refine import DSNOT_SKIPS, REFINES
 from wanda_core.prune.masks import GROUPS, check_nm, check_sparsity
 from wanda_core.prune.settings import needs_calibration
 
-METHODS = ("dense", "magnitude", "wanda", "sparsegpt", "wanda-alpha")
+PRUNE_METHODS = ("dense", "magnitude", "wanda", "sparsegpt", "wanda-alpha")
 DEFAULT_GROUP = {"magnitude": "layer", "wanda": "row", "wanda-alpha": "row", "sparsegpt": "row", "dense": "row"}
 UPDATES = ("none", "sequential", "iterative")
 DTYPES = ("float32", "float16", "bfloat16")  # names accepted everywhere; torch_dtype maps them
@@ -232,7 +232,7 @@ PRUNING_FIELDS = ("method", "sparsity", "structure", "score", "group", "weight_u
 # The valid values of a field, from the constants above (a field may also declare
 # metadata={"choices": ...} or a typing.Literal type).
 TASK_SOURCES = ("embedded", "hub")
-CHOICES = {"method": METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES, "task_source": TASK_SOURCES,
+CHOICES = {"method": PRUNE_METHODS, "group": GROUPS, "weight_update": UPDATES, "dtype": DTYPES, "task_source": TASK_SOURCES,
            "allocation": ALLOCATIONS, "refine": REFINES, "dsnot_skip": DSNOT_SKIPS}
 
 
@@ -280,4 +280,4 @@ def _trailing_comments(klass) -> dict[str, str]:
     return out
 
 
-__all__ = ["RunConfig", "METHODS", "GROUPS", "UPDATES", "DTYPES", "torch_dtype", "PRUNING_FIELDS", "CHOICES"]
+__all__ = ["RunConfig", "PRUNE_METHODS", "GROUPS", "UPDATES", "DTYPES", "torch_dtype", "PRUNING_FIELDS", "CHOICES"]

@@ -147,6 +147,6 @@ def run_many(configs: Iterable[RunConfig], runs_dir: str | os.PathLike = "runs",
     return [run(c, runs_dir, **kw) for c in tqdm(configs, desc=desc, disable=not kw.get("progress", True))]
 
 
-def dense_then(cfg: RunConfig) -> RunConfig:
+def dense_baseline(cfg: RunConfig) -> RunConfig:
     """The dense baseline matching `cfg` (same model, data, evaluation)."""
     return cfg.replace(method="dense", structure="unstructured", weight_update="none", score=None, group=None)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-RECORD_KIND = "wanda_core.gpu.speedup"
+RECORD_KIND = "wanda_core.speedup"  # stored in every record: unchanged when the module moved
 RESULT_COLUMNS = [
     "family", "model", "layer", "out_features", "in_features", "phase", "batch", "context", "tokens",
     "rows", "n_layers", "dtype", "backend", "mode", "median_ms", "p10_ms", "p90_ms", "n", "calls",
@@ -25,7 +25,7 @@ def load_records(results_dir: str | Path = "results/speedup", rehearsal: bool = 
     """The GPU records of `kind` in `results_dir` (missing folder: none), each with its file name.
 
     CPU rehearsal records are left out unless `rehearsal` is true: they time tiny shapes on a CPU.
-    (`kind` "wanda_core.gpu.atscale" reads the pruning-time and offload records the same way.)"""
+    (`kind` "wanda_core.atscale", llama_scale.RECORD_KIND, reads the pruning-time and offload records the same way.)"""
     recs = []
     for p in sorted(Path(results_dir).glob("*.json")):
         try:

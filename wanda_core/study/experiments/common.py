@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-METHODS = ("magnitude", "sparsegpt", "wanda")  # the paper's three pruning methods, in its order
+PAPER_METHODS = ("magnitude", "sparsegpt", "wanda")  # the paper's three pruning methods, in its order
 
 
 def device(d: dict[str, Any]) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from wanda_core.runs.runner import dense_then, run_many
+from wanda_core.runs.runner import dense_baseline, run_many
 
 # label -> the RunConfig fields that make the method (declared once; the chapter shows these labels)
-METHODS: dict[str, dict[str, Any]] = {
+SUCCESSOR_METHODS: dict[str, dict[str, Any]] = {
     "Wanda": dict(method="wanda"),
     "OWL + Wanda": dict(method="wanda", allocation="owl"),
     "RIA": dict(method="wanda", score="ria", group="layer"),  # RIA's code compares within the layer
@@ -29,7 +29,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "OWL + SparseGPT": dict(method="sparsegpt", allocation="owl"),
 }
 # each successor's claim, as its README states it: (method, baseline it should beat, where)
-CLAIMS = [("OWL + Wanda", "Wanda", "unstructured"), ("OWL + SparseGPT", "SparseGPT", "unstructured"),
+README_CLAIMS = [("OWL + Wanda", "Wanda", "unstructured"), ("OWL + SparseGPT", "SparseGPT", "unstructured"),
           ("RIA", "Wanda", "unstructured"), ("RIA", "Wanda", "2:4"), ("Wanda + DSnoT", "Wanda", "unstructured")]
 
 
@@ -38,7 +38,7 @@ def configs(P) -> list[tuple[str, str, Any]]:
     out = []
     settings = [("unstructured", s) for s in P.successor_sparsities] + [(nm, 0.5) for nm in P.successor_structures]
     for structure, sparsity in settings:
-        for label, kw in METHODS.items():
+        for label, kw in SUCCESSOR_METHODS.items():
             if structure != "unstructured" and kw.get("allocation") == "owl":
                 continue  # a per-block N:M ratio is not defined
             for seed in P.seeds:
@@ -76,7 +76,7 @@ def table(P, progress: bool = False) -> dict[str, pd.DataFrame]:
     plan = configs(P)
     if not plan:
         raise ValueError(f"profile {P.name!r} has no successor_sparsities and no successor_structures: nothing to run")
-    dense_cfg = dense_then(plan[0][2]).replace(seed=0)
+    dense_cfg = dense_baseline(plan[0][2]).replace(seed=0)
     recs = run_many([dense_cfg] + [c for _, _, c in plan], P.runs_dir, desc="after Wanda", progress=progress)
     ds = P.eval[0]
     rows, blocks = [], []
@@ -93,7 +93,7 @@ def table(P, progress: bool = False) -> dict[str, pd.DataFrame]:
     runs = pd.DataFrame(rows)
     order = list(dict.fromkeys(runs["setting"]))
     runs["setting"] = pd.Categorical(runs["setting"], order, ordered=True)
-    runs["method"] = pd.Categorical(runs["method"], list(METHODS), ordered=True)
+    runs["method"] = pd.Categorical(runs["method"], list(SUCCESSOR_METHODS), ordered=True)
     summary = (runs.groupby(["setting", "method"], observed=True)
                .agg(ppl_mean=("ppl", "mean"), ppl_std=("ppl", "std"), zeroshot_mean=("zeroshot_mean", "mean"),
                     zeroshot_std=("zeroshot_mean", "std"), zeroshot_stderr=("zeroshot_stderr", "mean"),
@@ -109,7 +109,7 @@ def table(P, progress: bool = False) -> dict[str, pd.DataFrame]:
 def _claims(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     s = summary.set_index(["setting", "method"])
-    for method, base, where in CLAIMS:
+    for method, base, where in README_CLAIMS:
         for setting in summary["setting"].cat.categories:
             if (where == "unstructured") != str(setting).endswith("%") or (setting, method) not in s.index \
                     or (setting, base) not in s.index:

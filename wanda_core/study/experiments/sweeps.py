@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from wanda_core.study.experiments.common import METHODS, runs
+from wanda_core.study.experiments.common import PAPER_METHODS, runs
 
 CALIBRATED = ("wanda", "sparsegpt")  # the methods that read calibration data
 FACTORS = (2, 10)                    # "clearly damaged" and "broken": multiples of dense perplexity
 
 
 def sparsity_configs(P) -> list:
-    return [P.config(method="dense")] + [P.config(method=m, sparsity=s) for m in METHODS for s in P.sparsities]
+    return [P.config(method="dense")] + [P.config(method=m, sparsity=s) for m in PAPER_METHODS for s in P.sparsities]
 
 
 def sparsity_sweep(P) -> pd.DataFrame:

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from wanda_core.study.experiments.common import METHODS, records, runs
+from wanda_core.study.experiments.common import PAPER_METHODS, records, runs
 
 STRUCTURES = ("unstructured", "4:8", "2:4")
 
 
 def table3_configs(P) -> list:
     """Dense and the three methods at 50% unstructured (weights kept for the zero-shot chapter)."""
-    return [P.config(method="dense")] + [P.config(method=m, sparsity=0.5, save_weights=True) for m in METHODS]
+    return [P.config(method="dense")] + [P.config(method=m, sparsity=0.5, save_weights=True) for m in PAPER_METHODS]
 
 
 def nm_configs(P) -> list:
     """Table 3's runs plus 4:8 and 2:4 for each method (2:4 weights kept for the pattern check)."""
     return table3_configs(P) + [P.config(method=m, structure=s, save_weights=s == "2:4")
-                                for s in STRUCTURES[1:] for m in METHODS]
+                                for s in STRUCTURES[1:] for m in PAPER_METHODS]
 
 
 def dense(P) -> pd.DataFrame:

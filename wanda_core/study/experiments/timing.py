@@ -5,7 +5,7 @@
 
 - "cpu": chapter 2's 50 % unstructured runs (magnitude, Wanda, SparseGPT) on the book's model,
   run or reused through the runner, with the engine's time per phase and peak memory;
-- "gpu": the LLaMA-7B-shaped runs of `wanda_core.gpu.atscale time` committed under results/pruning_time/
+- "gpu": the LLaMA-7B-shaped runs of `wanda_core.gpu.llama_scale time` committed under results/pruning_time/
   (measured and, where only part was measured, scaled to the whole model and the paper's 128 x 2048);
 - "offload": the LLaMA-30B-shaped run under a 24 GiB device cap from results/offload/;
 - "paper": the paper's pruning-time rows of data/paper_numbers.csv (verified rows only);
@@ -25,9 +25,9 @@ from wanda_core.gpu.speedup.read import load_records, provenance_row
 from wanda_core.study.experiments.costs import ARCH, op_counts
 from wanda_core.study.experiments.tables import table3_configs
 
-METHODS = ("magnitude", "wanda", "sparsegpt")
+TIMED_METHODS = ("magnitude", "wanda", "sparsegpt")
 PHASES = ("capture", "statistics_forward", "score_mask", "reforward")
-ATSCALE = "wanda_core.gpu.atscale"
+LLAMA_SCALE_KIND = "wanda_core.atscale"  # llama_scale.RECORD_KIND
 GPU_COLUMNS = ["method", "phase", "blocks", "total_blocks", "nsamples", "seqlen", "score_mask_s", "total_s",
                "model_score_mask_s", "paper_setting_total_s", "block_factor", "window_factor", "peak_device_gib",
                "error", "device", "driver", "cuda", "torch", "date", "source"]
@@ -37,7 +37,7 @@ OFFLOAD_COLUMNS = ["shape", "model_gib", "cap_gib", "fits_without_offload", "wit
 
 def configs(P) -> dict:
     """Chapter 2's 50 % unstructured runs: the same records, so nothing is pruned twice."""
-    return {c.method: c for c in table3_configs(P) if c.method in METHODS}
+    return {c.method: c for c in table3_configs(P) if c.method in TIMED_METHODS}
 
 
 def cpu_runs(P) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def cpu_runs(P) -> pd.DataFrame:
         cfgs = configs(P)
         records = run_many(cfgs.values(), P.runs_dir, progress=False)
     rows = []
-    for m, rec in zip(cfgs, records):  # in the configs' order (chapter 2's), which is not METHODS
+    for m, rec in zip(cfgs, records):  # in the configs' order (chapter 2's), which is not TIMED_METHODS
         s, dev = rec["prune"]["seconds"], rec["provenance"]["device"]
         rows.append(dict(method=m, model=rec["model"]["name"], **{p: s.get(p, 0.0) for p in PHASES},
                          other=max(s["total"] - sum(s.get(p, 0.0) for p in PHASES), 0.0), total=s["total"],
@@ -72,7 +72,7 @@ def _results(root: str | Path | None, family: str) -> Path:
 def gpu_runs(root: str | Path | None = None, rehearsal: bool = False) -> pd.DataFrame:
     """Each prune of the LLaMA-shaped model in results/pruning_time/: measured seconds and the scaled ones."""
     rows = []
-    for r in load_records(_results(root, "pruning_time"), rehearsal, kind=ATSCALE):
+    for r in load_records(_results(root, "pruning_time"), rehearsal, kind=LLAMA_SCALE_KIND):
         prov = provenance_row(r)
         for run in r["runs"]:
             s, sc = run.get("seconds") or {}, run.get("scaled") or {}
@@ -89,7 +89,7 @@ def gpu_runs(root: str | Path | None = None, rehearsal: bool = False) -> pd.Data
 def offload_runs(root: str | Path | None = None, rehearsal: bool = False) -> pd.DataFrame:
     """The larger-than-memory prune(s) in results/offload/: did the model fit the cap, and the offloaded run."""
     rows = []
-    for r in load_records(_results(root, "offload"), rehearsal, kind=ATSCALE):
+    for r in load_records(_results(root, "offload"), rehearsal, kind=LLAMA_SCALE_KIND):
         prov, w, st = provenance_row(r), r.get("without_offload", {}), r["settings"]
         for run in r["runs"]:
             rows.append(dict(shape=st["shape"], model_gib=w.get("model_gib"), cap_gib=st["cap_gib"],

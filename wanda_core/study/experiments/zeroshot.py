@@ -21,7 +21,7 @@ from wanda_core.runs.runner import run_many
 from wanda_core.evaluation.tasks import CHANCE, EXTRA_TASKS, PAPER_TASKS
 
 # the comparisons the chapter draws: (a, b) where a and b are config labels
-CLAIMS = (("dense", "magnitude 50%"), ("wanda 50%", "magnitude 50%"), ("sparsegpt 50%", "wanda 50%"),
+COMPARISONS = (("dense", "magnitude 50%"), ("wanda 50%", "magnitude 50%"), ("sparsegpt 50%", "wanda 50%"),
           ("dense", "wanda 50%"), ("wanda 2:4", "magnitude 2:4"), ("sparsegpt 2:4", "wanda 2:4"))
 Z95 = 1.959964
 
@@ -67,7 +67,7 @@ def means(acc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparisons(mean: pd.DataFrame, claims=CLAIMS) -> pd.DataFrame:
+def comparisons(mean: pd.DataFrame, claims=COMPARISONS) -> pd.DataFrame:
     """a - b for each claim, its standard error (independent-sample bound; the runs share examples,
     so the true paired error is smaller) and whether it is resolved (|diff| > 2 stderr)."""
     rows = []

@@ -9,9 +9,9 @@ Two measurements the 135M model of the book cannot make (parts 2 and 4 of `make 
   block offload (`RunConfig(offload=True)`) under a device-memory cap of 24 GiB; the same model
   without offload is first shown not to fit under that cap.
 
-    python -m wanda_core.gpu.atscale time --out results/pruning_time --budget-s 150
-    python -m wanda_core.gpu.atscale offload --out results/offload --budget-s 140
-    python -m wanda_core.gpu.atscale time --out /tmp/t --rehearse      # CPU, tiny shape, seconds
+    python -m wanda_core.gpu.llama_scale time --out results/pruning_time --budget-s 150
+    python -m wanda_core.gpu.llama_scale offload --out results/offload --budget-s 140
+    python -m wanda_core.gpu.llama_scale time --out /tmp/t --rehearse      # CPU, tiny shape, seconds
 
 Weights are random normal (std 0.02, norms 1): timing does not depend on the values, and these
 keep every activation finite. Calibration windows are random token ids. Each run first prunes a
@@ -37,7 +37,7 @@ from wanda_core.prune.blocks import find_blocks
 from wanda_core.runs.records import atomic_write_json
 from wanda_core.gpu.speedup.device import Budget, gpu_provenance
 
-RECORD_KIND = "wanda_core.gpu.atscale"
+RECORD_KIND = "wanda_core.atscale"  # stored in every record: unchanged when the module moved
 PAPER_WINDOWS, PAPER_SEQLEN = 128, 2048  # the paper's calibration set: 128 windows of 2048 tokens
 # name: (hidden, intermediate, heads, blocks, vocab), LLaMA-1's published configurations
 SHAPES = {
@@ -267,7 +267,7 @@ def offload(out: str | Path, shape: str = "30B", cap_gib: float = 24.0, nsamples
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m wanda_core.gpu.atscale", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m wanda_core.gpu.llama_scale", description=__doc__.split("\n")[0])
     ap.add_argument("part", choices=("time", "offload"), help="time: part 2 (7B shape); offload: part 4 (30B shape)")
     ap.add_argument("--out", required=True, help="folder for the JSON record")
     ap.add_argument("--shape", default=None, help=f"one of {', '.join(SHAPES)} (default 7B / 30B)")
