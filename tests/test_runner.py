@@ -41,6 +41,23 @@ def test_rerun_reuses_the_record(runs_dir, monkeypatch):
     assert more["results"]["ppl"]["wiki"]["ppl"] == pytest.approx(first["results"]["ppl"]["wiki"]["ppl"])
 
 
+def test_truncated_record_is_named_then_recomputed(runs_dir):
+    cfg = RunConfig(method="magnitude", **SMALL)
+    first = runner.run(cfg, runs_dir, progress=False)
+    path = runs_dir / f"{first['id']}.json"
+    path.write_text(path.read_text()[:40])  # cut short, as by a full disk
+    with pytest.warns(UserWarning, match=rf"run record {path} is unreadable"):
+        again = runner.run(cfg, runs_dir, progress=False)
+    assert again["results"]["ppl"]["wiki"]["ppl"] == pytest.approx(first["results"]["ppl"]["wiki"]["ppl"])
+    assert read_json(path) == again  # rewritten whole
+
+
+def test_sparsegpt_keeps_its_own_row_group_only():
+    RunConfig(method="sparsegpt", group="row").validate()  # its own: accepted
+    with pytest.raises(ValueError, match=r"score 'wanda' does not apply to method 'sparsegpt'.*valid with sparsegpt"):
+        RunConfig(method="sparsegpt", score="wanda").validate()
+
+
 def test_one_perplexity_per_dataset(runs_dir, monkeypatch):
     cfg = RunConfig(method="magnitude", save_weights=True, **SMALL)
     first = runner.run(cfg, runs_dir, progress=False)
@@ -165,6 +182,8 @@ def test_cli_prune_save_and_reload(tmp_path):
     (["--calib", "nowhere.txt"], "unknown text source 'nowhere.txt'"),
     (["--group", "diag"], "invalid choice"),
     (["--method", "obs"], "invalid choice"),
+    (["--method", "sparsegpt", "--score", "ria"], "score 'ria' does not apply to method 'sparsegpt'"),
+    (["--method", "sparsegpt", "--group", "layer"], "group 'layer' does not apply to method 'sparsegpt'"),
 ])
 def test_cli_bad_input(tmp_path, monkeypatch, capsys, args, message):
     from wanda_core.runs.cli import main

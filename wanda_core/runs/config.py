@@ -168,6 +168,11 @@ class RunConfig:
             check_sparsity(self.sparsity)
         if self.score is not None and self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}; valid: {', '.join(SCORES)} (or register_score)")
+        if self.method == "sparsegpt" and (self.score is not None or self.group not in (None, "row")):
+            bad = f"score {self.score!r}" if self.score is not None else f"group {self.group!r}"
+            raise ValueError(f"{bad} does not apply to method 'sparsegpt': it chooses its mask with its own OBS criterion, "
+                             "row by row; valid with sparsegpt: no score, group 'row' (its own). For a score or group "
+                             "with SparseGPT's update use method 'magnitude' or 'wanda' with weight_update 'sequential'")
         if self.method == "sparsegpt" and self.weight_update != "none":
             raise ValueError("weight_update applies to magnitude/wanda masks; sparsegpt already updates weights")
         if self.method == "wanda-alpha" and self.nm:

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,7 +184,10 @@ def finish_record(rec: dict[str, Any], eval_seconds: float, peak_mb: float, incr
 # --- reading one back --------------------------------------------------------------------------
 def load_record(cfg, runs_dir: str | os.PathLike, score_fn: Callable | None = None) -> dict | None:
     """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial or outdated)."""
-    rec = read_json(Path(runs_dir) / f"{record_id(cfg, score_fn)}.json")
+    path = Path(runs_dir) / f"{record_id(cfg, score_fn)}.json"
+    rec = read_json(path)
+    if rec is None and path.exists():
+        warnings.warn(f"run record {path} is unreadable (truncated or not JSON); it will be recomputed", stacklevel=2)
     if rec is None or rec.get("status") != "complete" or rec.get("record_version") != RECORD_VERSION:
         return None
     return rec
