@@ -26,7 +26,7 @@ import yaml
 
 from wanda_core.paths import repo_root
 
-PROFILE_NAMES = ("smoke", "default", "paper")
+PROFILE_NAMES = ("smoke", "default", "paper", "scale")
 
 # Table 2's configurations (method, structure): dense once, each pruning method at 50% unstructured
 # and 2:4. Profiles name them (ladder_task_configs) by config_key.
