@@ -34,12 +34,12 @@ $(VENV)/.installed: requirements.txt requirements-data.txt constraints.txt pypro
 	@touch $@
 
 book: venv
-	$(PY) -m wanda_core.bookbuild all --profile $(PROFILE)
+	$(PY) -m wanda_core.report.bookbuild all --profile $(PROFILE)
 	@echo "open _build/html/index.html"
 
 notebook: venv
 	@test -n "$(NB)" || { echo "usage: make notebook NB=02_unstructured [PROFILE=default]"; exit 2; }
-	$(PY) -m wanda_core.bookbuild run $(NB) --profile $(PROFILE)
+	$(PY) -m wanda_core.report.bookbuild run $(NB) --profile $(PROFILE)
 
 test: venv
 	$(PY) -m pytest

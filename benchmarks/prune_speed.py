@@ -27,9 +27,11 @@ import time
 import torch
 
 from wanda_core import RunConfig
-from wanda_core import data, engine
-from wanda_core.records import provenance
-from wanda_core.runner import PeakMemory, get_model, resident_bytes
+from wanda_core.models import data
+from wanda_core.prune import blocks, engine
+from wanda_core.runs.records import provenance
+from wanda_core.runs.memory import PeakMemory, resident_bytes
+from wanda_core.runs.runner import get_model
 
 PARTS = ("dense", "magnitude", "wanda", "sparsegpt")
 
@@ -53,13 +55,13 @@ def measure(part: str, a) -> dict:
             for i in range(0, len(windows), a.batch_size):
                 model(input_ids=windows[i : i + a.batch_size].to(a.device)).logits.float()
             out["dense_forward_s"] = time.perf_counter() - t
-            inps, extras = engine.capture_block_inputs(model, windows, a.batch_size)
+            inps, extras = blocks.capture_block_inputs(model, windows, a.batch_size)
             outs = torch.empty_like(inps)
             t = time.perf_counter()
-            for bi, block in enumerate(engine.find_blocks(model)):
-                engine._run_block(block, inps, extras[bi], a.batch_size, outs)  # statistics pass, no hooks
-                engine._run_block(block, inps, extras[bi], a.batch_size, outs)  # re-forward
-                engine._sync(a.device)
+            for bi, block in enumerate(blocks.find_blocks(model)):
+                blocks.run_block(block, inps, extras[bi], a.batch_size, outs)  # statistics pass, no hooks
+                blocks.run_block(block, inps, extras[bi], a.batch_size, outs)  # re-forward
+                blocks.sync(a.device)
                 inps, outs = outs, inps
             out["limit_s"] = time.perf_counter() - t
             out["activations_mb"] = 2 * inps.numel() * inps.element_size() / 2**20

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from wanda_core.bookbuild import notebooks, read_notebook
+from wanda_core.report.bookbuild import notebooks, read_notebook
 
 
 def test_every_notebook_has_a_parameters_cell_and_no_outputs():
@@ -30,7 +30,7 @@ def test_text_chapters_hold_no_definitions():
 def test_book_builds_in_smoke_profile(tmp_path):
     root = tmp_path / "book"
     env = dict(os.environ, WANDA_RUNS_DIR=str(tmp_path / "runs"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-m", "wanda_core.bookbuild", "all", "--profile", "smoke", "--root", str(root)],
+    p = subprocess.run([sys.executable, "-m", "wanda_core.report.bookbuild", "all", "--profile", "smoke", "--root", str(root)],
                        capture_output=True, text=True, env=env, timeout=1500)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     html = root / "_build" / "html"

@@ -1,9 +1,9 @@
 """SparseGPT's weight update on a single layer: it must beat mask-only pruning at the same mask."""
 import torch
 
-from wanda_core.masks import unstructured_mask
-from wanda_core.scores import magnitude
-from wanda_core.sparsegpt import sparsegpt_prune
+from wanda_core.prune.masks import unstructured_mask
+from wanda_core.prune.scores import magnitude
+from wanda_core.prune.sparsegpt import sparsegpt_prune
 
 
 def _layer(seed=0, rows=32, cols=64, tokens=512):
@@ -91,7 +91,7 @@ def test_inverse_hessian_factor_equals_the_official_route():
     sizes below, at and above the recursion's leaf, odd ones, and a dead input; U^T U = H^-1."""
     import pytest
 
-    from wanda_core.sparsegpt import inverse_hessian_cholesky
+    from wanda_core.prune.sparsegpt import inverse_hessian_cholesky
 
     for cols in (5, 192, 193, 577):
         _, X, H = _layer(cols % 7, cols=cols, tokens=4 * cols)
@@ -139,7 +139,7 @@ def test_linears_of_one_input_stacked_equal_pruned_one_by_one():
 def test_layer_threshold_on_the_transposed_block_equals_unstructured_mask():
     """SparseGPT's block mask is chosen on W transposed; the layer-wide choice, ties at the
     threshold included (they are broken by position in the (rows, columns) order), is unchanged."""
-    from wanda_core.sparsegpt import _layer_mask_t
+    from wanda_core.prune.sparsegpt import _layer_mask_t
 
     g = torch.Generator().manual_seed(0)
     for rows, cols, ties in ((7, 5, False), (7, 5, True), (300, 128, False), (300, 128, True), (64, 1, True)):
