@@ -148,3 +148,40 @@ def test_layer_threshold_on_the_transposed_block_equals_unstructured_mask():
             s = (s * 2).round()  # many zeros and equal values: the threshold falls among ties
         for sp in (0.0, 0.3, 0.5, 0.9):
             assert torch.equal(_layer_mask_t(s.t().contiguous(), sp), unstructured_mask(s, sp, "layer").t()), (rows, cols, ties, sp)
+
+
+def test_single_threaded_blocks_are_bit_for_bit_and_restore_the_thread_count(monkeypatch):
+    """The work inside a block (mask choice, column loop) runs on BLOCK_THREADS threads (fast when
+    the cores are shared); its operations are element-wise or exact selections, so masks and weights
+    equal those on all of torch's threads bit for bit (shapes large enough for torch to split the
+    rank-1 updates over threads). The count is lowered inside a block (a score function sees it) and
+    restored after, an error included."""
+    import pytest
+
+    from wanda_core.prune import sparsegpt
+
+    _, _, H = _layer(6, cols=256, tokens=1024)
+    W = torch.randn(640, 256, generator=torch.Generator().manual_seed(6))
+    mask = unstructured_mask(magnitude(W), 0.5, "row")
+    threads = torch.get_num_threads()
+    runs = {}
+    for n in (1, threads):
+        monkeypatch.setattr(sparsegpt, "BLOCK_THREADS", n)
+        runs[n] = [sparsegpt_prune(W, H, 0.5), sparsegpt_prune(W, H, 0.5, row_groups=[512, 128]),
+                   sparsegpt_prune(W, H, nm=(2, 4)), sparsegpt_prune(W, H, mask_mode="fixed", fixed_mask=mask)]
+        assert torch.get_num_threads() == threads
+    for (w1, m1), (wn, mn) in zip(runs[1], runs[threads]):
+        assert torch.equal(m1, mn) and torch.equal(w1, wn)
+
+    monkeypatch.setattr(sparsegpt, "BLOCK_THREADS", 1)
+    seen = []
+
+    def score(Wb, cols):
+        seen.append(torch.get_num_threads())
+        if cols.start >= 8:
+            raise RuntimeError("a failing score")
+        return Wb.abs()
+
+    with pytest.raises(RuntimeError, match="a failing score"):
+        sparsegpt_prune(W[:, :16], H[:16, :16], nm=(2, 4), mask_mode="score", score_fn=score, blocksize=16)
+    assert seen == [1, 1, 1] and torch.get_num_threads() == threads

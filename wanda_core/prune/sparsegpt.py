@@ -19,6 +19,7 @@ Which weights to remove (`mask_mode`):
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -89,6 +90,29 @@ def _column_loop(W1t: torch.Tensor, Hinv1: torch.Tensor, dmt: torch.Tensor, Err1
         W1t[i:].addr_(Hinv1[i, i:], err, alpha=-1)
 
 
+# Threads for the work inside one block of columns: the mask choice and the column loop, thousands
+# of small operations a layer (the Hessian's factor and the lazy update between blocks, large matrix
+# products, keep torch's setting). Split over several threads, each small operation waits until
+# every thread has been scheduled; when the cores are shared with other busy processes those waits
+# dominate (tens of times slower). The operations are element-wise or exact selections, so on one
+# thread the result is bit for bit the same (tests/test_sparsegpt.py).
+BLOCK_THREADS = 1
+
+
+@contextmanager
+def _intra_op_threads(n: int):
+    """torch's intra-op thread count lowered to n inside the block, restored after (also on error)."""
+    before = torch.get_num_threads()
+    if n >= before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 _compiled_loop = None
 
 
@@ -152,37 +176,38 @@ def sparsegpt_prune(
 
     for b0 in range(0, cols, blocksize):
         b1 = min(b0 + blocksize, cols)
-        W1t = Wt[b0:b1]  # a view: updated in place
-        W1 = W1t.t()     # the same block as (rows, columns), for the mask choices
-        Hinv1 = Hinv[b0:b1, b0:b1]
-        d = torch.diag(Hinv1)
-        if mask_mode == "fixed":
-            mask1t = fixed_mask[:, b0:b1].t().contiguous()
-        elif mask_mode == "score" and not nm:
-            mask1t = unstructured_mask(score_fn(W1.clone(), slice(b0, b1)), sparsity, "row").t().contiguous()
-        elif not nm:
-            s = W1t**2 / d.reshape(-1, 1) ** 2  # SparseGPT's w^2 / [H^-1]_jj^2, one threshold per Linear
-            mask1t = torch.cat([_layer_mask_t(s[:, r0:r1], sparsity) for r0, r1 in bounds], 1) if len(bounds) > 1 \
-                else _layer_mask_t(s, sparsity)
-        else:
-            mask1t = torch.zeros(b1 - b0, rows, dtype=torch.bool, device=W.device)
-        # d where pruned, inf where kept: err = w / dm is w * mask / d, bit for bit, in one op
-        dmt = torch.where(mask1t, d.reshape(-1, 1), inf)
-        Err1t = torch.zeros_like(W1t)
-        if nm and mask_mode != "fixed":
-            for i in range(0, b1 - b0, m):
-                # N:M choices are made on the weights as updated so far, M columns at a time
-                if mask_mode == "score":
-                    s = score_fn(W1[:, i : i + m].clone(), slice(b0 + i, b0 + i + m))
-                else:
-                    s = W1[:, i : i + m] ** 2 / d[i : i + m].reshape(1, -1) ** 2
-                mask1t[i : i + m] = nm_mask(s, *nm).t()
-                dmt[i : i + m] = torch.where(mask1t[i : i + m], d[i : i + m].reshape(-1, 1), inf)
-                _column_loop(W1t, Hinv1, dmt, Err1t, i, i + m)
-        else:
-            _fast_column_loop()(W1t, Hinv1, dmt, Err1t, 0, b1 - b0)
-        W1t.masked_fill_(mask1t, 0)  # exact zeros (the update leaves them at 0 up to rounding); later blocks' updates never touch it
-        maskt[b0:b1] = mask1t
+        with _intra_op_threads(BLOCK_THREADS):  # small operations: one thread (BLOCK_THREADS)
+            W1t = Wt[b0:b1]  # a view: updated in place
+            W1 = W1t.t()     # the same block as (rows, columns), for the mask choices
+            Hinv1 = Hinv[b0:b1, b0:b1]
+            d = torch.diag(Hinv1)
+            if mask_mode == "fixed":
+                mask1t = fixed_mask[:, b0:b1].t().contiguous()
+            elif mask_mode == "score" and not nm:
+                mask1t = unstructured_mask(score_fn(W1.clone(), slice(b0, b1)), sparsity, "row").t().contiguous()
+            elif not nm:
+                s = W1t**2 / d.reshape(-1, 1) ** 2  # SparseGPT's w^2 / [H^-1]_jj^2, one threshold per Linear
+                mask1t = torch.cat([_layer_mask_t(s[:, r0:r1], sparsity) for r0, r1 in bounds], 1) if len(bounds) > 1 \
+                    else _layer_mask_t(s, sparsity)
+            else:
+                mask1t = torch.zeros(b1 - b0, rows, dtype=torch.bool, device=W.device)
+            # d where pruned, inf where kept: err = w / dm is w * mask / d, bit for bit, in one op
+            dmt = torch.where(mask1t, d.reshape(-1, 1), inf)
+            Err1t = torch.zeros_like(W1t)
+            if nm and mask_mode != "fixed":
+                for i in range(0, b1 - b0, m):
+                    # N:M choices are made on the weights as updated so far, M columns at a time
+                    if mask_mode == "score":
+                        s = score_fn(W1[:, i : i + m].clone(), slice(b0 + i, b0 + i + m))
+                    else:
+                        s = W1[:, i : i + m] ** 2 / d[i : i + m].reshape(1, -1) ** 2
+                    mask1t[i : i + m] = nm_mask(s, *nm).t()
+                    dmt[i : i + m] = torch.where(mask1t[i : i + m], d[i : i + m].reshape(-1, 1), inf)
+                    _column_loop(W1t, Hinv1, dmt, Err1t, i, i + m)
+            else:
+                _fast_column_loop()(W1t, Hinv1, dmt, Err1t, 0, b1 - b0)
+            W1t.masked_fill_(mask1t, 0)  # exact zeros (the update leaves them at 0 up to rounding); later blocks' updates never touch it
+            maskt[b0:b1] = mask1t
         if b1 < cols:
             Wt[b1:].addmm_(Hinv[b0:b1, b1:].t(), Err1t, alpha=-1)
     return Wt.t(), maskt.t()
