@@ -247,8 +247,8 @@ def test_two_sweeps_at_once_write_each_record_once(smoke):
     assert all(p.returncode == 0 for p in procs), outs
     made = []
     for out, _ in outs:
-        line = next(x for x in out.splitlines() if " made here" in x)
-        made.append(int(line.split(": ", 1)[1].split(" made here")[0]))
+        line = next(x for x in out.splitlines() if " made by this sweep" in x)
+        made.append(int(line.split(": ", 1)[1].split(" made by this sweep")[0]))
     runs = Path(smoke.runs_dir)
     assert sum(made) == 4 and len(list(runs.glob("*.json"))) == 4  # each record made by exactly one sweep
     assert planmod.make_plan(smoke, ["02"]).missing() == []

@@ -492,7 +492,7 @@ class Outcome:
         return sum(r["status"] == status for r in self.results)
 
     def summary(self) -> str:
-        lines = [f"{len(self.results)} runs in {self.seconds:.0f} s: {self.count('ran')} made here, "
+        lines = [f"{len(self.results)} runs in {self.seconds:.0f} s: {self.count('ran')} made by this sweep, "
                  f"{self.count('done')} made by another worker or before, {self.count('failed')} failed"]
         for r in self.results:
             if r["status"] == "failed":
@@ -537,11 +537,12 @@ def sweep(P, executor: str = "local", workers: int | None = None, chapters: list
     if executor not in EXECUTORS:
         raise SweepError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     res = res or resources(P)
-    workers = workers or max(1, (os.cpu_count() or 1) // res.cpus)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise SweepError(f"--workers must be >= 1, got {workers}")
     plan = make_plan(P, chapters)
     todo = [payload(j) for j in plan.missing()]
+    # default: the whole array at once on Slurm (the scheduler queues it), this machine's cores otherwise
+    workers = workers or (max(len(todo), 1) if executor == "slurm" else max(1, (os.cpu_count() or 1) // res.cpus))
     runs_dir = str(Path(P.runs_dir).resolve())
     folder = Path(slurm_folder or Path(runs_dir) / ".slurm")
     echo(f"profile {P.name}: {len(plan.jobs)} runs, {len(todo)} to do, into {runs_dir}")
