@@ -455,7 +455,7 @@ class Submitit:
     def __init__(self, workers: int, res: Resources, folder: str | os.PathLike, partition: str | None = None,
                  cluster: str = "slurm"):
         if cluster == "slurm":
-            check_slurm(partition, res)
+            check_slurm(partition, res)  # here too for a direct use (sweep() checks before planning)
         self.workers, self.res, self.folder, self.partition, self.cluster = workers, res, Path(folder), partition, cluster
 
     def __enter__(self):
@@ -539,6 +539,10 @@ def sweep(P, executor: str = "local", workers: int | None = None, chapters: list
     res = res or resources(P)
     if workers is not None and workers < 1:
         raise SweepError(f"--workers must be >= 1, got {workers}")
+    if not dry_run and executor == "slurm" and cluster == "slurm":
+        check_slurm(partition, res)  # the quick checks first, before the chapters are read
+    if not dry_run and executor == "ray":
+        check_ray_address(ray_address)
     plan = make_plan(P, chapters)
     todo = [payload(j) for j in plan.missing()]
     # default: the whole array at once on Slurm (the scheduler queues it), this machine's cores otherwise
