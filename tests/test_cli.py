@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 from wanda_core.runs import config
-from wanda_core.runs.cli import build_parser, config_from_args
+from wanda_core.cli import build_parser, config_from_args
 from wanda_core.runs.config import RunConfig
 
 

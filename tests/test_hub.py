@@ -25,8 +25,8 @@ def _python(code, tmp_path):
 
 def test_import_touches_no_network(tmp_path):
     p = _python("""
-        import wanda_core, wanda_core.runs.config, wanda_core.runs.cli, wanda_core.models.hub
-        wanda_core.runs.cli.build_parser()
+        import wanda_core, wanda_core.runs.config, wanda_core.cli, wanda_core.models.hub
+        wanda_core.cli.build_parser()
         assert calls == [], calls
         assert wanda_core.models.hub._online is None  # not probed yet
         """, tmp_path)

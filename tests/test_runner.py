@@ -186,7 +186,7 @@ def test_cli_prune_save_and_reload(tmp_path):
     (["--method", "sparsegpt", "--group", "layer"], "group 'layer' does not apply to method 'sparsegpt'"),
 ])
 def test_cli_bad_input(tmp_path, monkeypatch, capsys, args, message):
-    from wanda_core.runs.cli import main
+    from wanda_core.cli import main
 
     monkeypatch.chdir(tmp_path)
     try:

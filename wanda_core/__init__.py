@@ -19,6 +19,8 @@ The package in layers, bottom first; a module imports only from its own layer or
     course       the course's kit and its assignment checks
     study        profiles, the paper's numbers, the book's experiments
     report       the book's figures, sentences and tables, one module per experiment; the book build
+    cluster      every run the book needs, planned, and swept over a process pool, Ray or Slurm
+    cli          the command line, `python -m wanda_core` (its flags derived from the configs)
 """
 from wanda_core.models.hub import configure_env as _configure_env
 
@@ -26,7 +28,7 @@ _configure_env()  # quiet HF defaults; no network here (the hub is probed when a
 
 __version__ = "0.1.0"
 
-LAYERS = ("paths", "prune", "models", "evaluation", "runs", "gpu", "course", "study", "report")
+LAYERS = ("paths", "prune", "models", "evaluation", "runs", "gpu", "course", "study", "report", "cluster", "cli")
 
 
 def __getattr__(name):  # lazy, so `import wanda_core` stays fast and light

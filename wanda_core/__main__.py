@@ -1,6 +1,6 @@
-"""`python -m wanda_core ...`: see wanda_core/runs/cli.py."""
+"""`python -m wanda_core ...`: see wanda_core/cli.py."""
 import sys
 
-from wanda_core.runs.cli import main
+from wanda_core.cli import main
 
 sys.exit(main())

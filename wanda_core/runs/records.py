@@ -102,6 +102,8 @@ def provenance(device: str | None = None) -> dict[str, Any]:
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": dev,
+        # which machine and process wrote it; $WANDA_WORKER names the sweep worker (wanda_core.study.sweep)
+        "host": platform.node(), "pid": os.getpid(), "worker": os.environ.get("WANDA_WORKER"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {

@@ -37,12 +37,49 @@ from wanda_core.runs.records import (atomic_write_json, calibration_entry, finis
 log = logging.getLogger(__name__)
 
 _MODEL_CACHE: dict[tuple, Any] = {}  # (name, dtype, device) -> [model, tok, info, handed out before]
+_COLLECTING: list | None = None  # set by `collecting()`: run() records its configuration instead of running
+
+
+class PlanStop(BaseException):
+    """Raised when code running under `collecting()` reads a planned (not yet made) record or asks
+    for a model: the configurations asked for so far are collected, nothing else is done. A
+    BaseException, so no `except Exception` in an experiment swallows it."""
+
+
+class Planned:
+    """What run() returns under `collecting()`: a stand-in record that stops its reader (PlanStop).
+    Lists of them can be built and concatenated, so every run_many call before the first read counts."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def _stop(self, *a, **k):
+        raise PlanStop(f"planned run {self.cfg.method} of {self.cfg.model} has no record yet")
+
+    __getitem__ = get = __iter__ = __len__ = __contains__ = keys = items = _stop
+
+
+class collecting:
+    """`with collecting() as found:` -- every run() (and so run_many) inside appends
+    (config, score_fn) to `found` and returns a Planned stand-in; get_model raises PlanStop. This is
+    how `wanda_core.cluster.plan` lists the runs a chapter needs from the experiments' own code."""
+
+    def __enter__(self) -> list:
+        global _COLLECTING
+        self._outer, _COLLECTING = _COLLECTING, []
+        return _COLLECTING
+
+    def __exit__(self, *exc):
+        global _COLLECTING
+        _COLLECTING = self._outer
 
 
 def get_model(cfg: RunConfig):
     """The model with its original (dense) weights: loaded once per process, and reloaded (the
     tokenizer kept) after a run has handed it out, rather than restored from a second copy of the
     weights held in memory (a reload of the cached safetensors costs about a second at 135M)."""
+    if _COLLECTING is not None:
+        raise PlanStop(f"a plan loads no model ({cfg.model})")
     device = "cpu" if cfg.offload else cfg.device  # offload: the engine brings blocks to cfg.device
     key = (cfg.model, cfg.dtype, device)
     entry = _MODEL_CACHE.get(key)
@@ -66,6 +103,9 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         force: bool = False, progress: bool = True, save_model: str | None = None) -> dict[str, Any]:
     """Prune and evaluate as `cfg` says, or return the finished record. See the module docstring."""
     cfg.validate()
+    if _COLLECTING is not None:
+        _COLLECTING.append((cfg, score_fn))
+        return Planned(cfg)
     runs_dir = Path(runs_dir)
     rid = record_id(cfg, score_fn)
     path = runs_dir / f"{rid}.json"
@@ -126,6 +166,8 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     if save_model:
         save_pruned(model, tok, save_model)
         new["saved_model"] = str(save_model)
+    if not force and save_model is None and is_complete(load_record(cfg, runs_dir, score_fn), cfg):
+        return load_record(cfg, runs_dir, score_fn)  # finished meanwhile by another worker: keep its record
     atomic_write_json(path, finish_record(new, eval_seconds, mem.mb, mem.increase_mb, cfg.device))
     return read_json(path)  # the same JSON types a later reuse returns (lists, not tuples)
 

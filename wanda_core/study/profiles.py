@@ -64,6 +64,11 @@ class Profile:
     device: str = "cpu"                     # cpu or cuda
     dtype: str = "float32"                  # float32 on CPU, float16 on GPU as the paper
     runs_dir: str = ""                      # where records go; filled from $WANDA_RUNS_DIR or runs/<name>
+    # what one run asks of a cluster (`python -m wanda_core sweep`; flags override)
+    run_cpus: int = 1                       # CPU cores per run (its torch threads)
+    run_gpus: int | None = None             # GPUs per run; None: 1 when device is cuda, else 0
+    run_mem_gb: float | None = None         # memory per run; None: ask for none (the scheduler's default)
+    run_minutes: int = 60                   # time limit per run (Slurm's --time)
 
     def config(self, **overrides):
         """A RunConfig carrying this profile's model, data and window settings, then `overrides`."""
@@ -112,7 +117,7 @@ def _check(p: Profile) -> Profile:
         v = getattr(p, f.name)
         if not _ok(v, _TYPES[f.name]):
             raise ValueError(f"profile {p.name!r}: {f.name} = {v!r} is not {_type_name(_TYPES[f.name])}")
-    for k in ("nsamples", "seqlen", "batch_size"):
+    for k in ("nsamples", "seqlen", "batch_size", "run_cpus", "run_minutes"):
         if getattr(p, k) < 1:
             raise ValueError(f"profile {p.name!r}: {k} must be >= 1, got {getattr(p, k)}")
     for k in ("eval_windows", "task_limit"):
@@ -121,6 +126,9 @@ def _check(p: Profile) -> Profile:
     for k in ("sparsities", "successor_sparsities"):
         if any(not 0 <= s < 1 for s in getattr(p, k)):
             raise ValueError(f"profile {p.name!r}: {k} must lie in [0, 1), got {list(getattr(p, k))}")
+    if (p.run_gpus is not None and p.run_gpus < 0) or (p.run_mem_gb is not None and p.run_mem_gb <= 0):
+        raise ValueError(f"profile {p.name!r}: run_gpus must be >= 0 and run_mem_gb > 0 (or null), "
+                         f"got {p.run_gpus} and {p.run_mem_gb}")
     if any(c < 1 for c in p.calib_sizes):
         raise ValueError(f"profile {p.name!r}: calib_sizes must be >= 1, got {list(p.calib_sizes)}")
     if p.ladder_task_configs:

@@ -107,6 +107,10 @@ def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print a run record's summary")
     sh.add_argument("record", help="path to a run record (.json)")
+    from wanda_core.cluster import plan, sweep
+
+    plan.add_parser(sub)   # every run the book needs for a profile, and which exist
+    sweep.add_parser(sub)  # make the missing ones on a process pool, a Ray cluster or Slurm
     return ap
 
 
@@ -147,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "datasets", "lm_eval", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if a.command in ("plan", "sweep"):
+        try:
+            return a.func(a)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if a.command == "show":
         rec = json.loads(Path(a.record).read_text())
         print(summary(rec))
