@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from wanda_core import plan as planmod
-from wanda_core import runner, sweep
+from wanda_core.cluster import executors, jobs, sweep
+from wanda_core.cluster import plan as planmod
+from wanda_core.cluster.jobs import Claim, Resources, SweepError
+from wanda_core.runs import runner
 from wanda_core.study.profiles import load_profile
-from wanda_core.cluster.sweep import Claim, Resources, SweepError
 
 CHAPTER = "02_unstructured"  # dense and the three methods at 50%: four quick runs on the tiny model
 
@@ -123,10 +124,10 @@ def test_ray_sweep_equals_a_sequential_run(smoke, sequential, ray_cluster):
 
 def test_ray_refuses_what_no_node_offers(ray_cluster):
     with pytest.raises(SweepError, match="no node of the Ray cluster offers"):
-        with sweep.RayCluster(1, Resources(cpus=1, gpus=1, mem_gb=None, minutes=5)):
+        with executors.RayCluster(1, Resources(cpus=1, gpus=1, mem_gb=None, minutes=5)):
             pass
     with pytest.raises(SweepError, match="no node"):
-        with sweep.RayCluster(1, Resources(cpus=64, gpus=0, mem_gb=None, minutes=5)):
+        with executors.RayCluster(1, Resources(cpus=64, gpus=0, mem_gb=None, minutes=5)):
             pass
 
 
@@ -135,7 +136,7 @@ def test_unreachable_ray_address_fails_fast(smoke):
     with pytest.raises(SweepError, match="cannot reach a Ray cluster at 127.0.0.1:9"):
         sweep.sweep(smoke, "ray", workers=1, chapters=["02"], ray_address="127.0.0.1:9", echo=lambda s: None)
     with pytest.raises(SweepError, match="HOST:PORT"):
-        sweep.check_ray_address("headnode")
+        executors.check_ray_address("headnode")
     assert time.perf_counter() - t < 15
 
 
@@ -174,13 +175,13 @@ def test_slurm_checks_partition_and_resources(tmp_path, monkeypatch):
     for f in bin_.iterdir():
         f.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
-    sweep.check_slurm("gpu", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))  # fits a gpu node
+    executors.check_slurm("gpu", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))  # fits a gpu node
     with pytest.raises(SweepError, match="no Slurm partition 'a100'; valid: cpu, gpu"):
-        sweep.check_slurm("a100", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))
+        executors.check_slurm("a100", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))
     with pytest.raises(SweepError, match="no node of partition cpu offers"):
-        sweep.check_slurm("cpu", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))
+        executors.check_slurm("cpu", Resources(cpus=8, gpus=1, mem_gb=64, minutes=60))
     with pytest.raises(SweepError, match="no node"):
-        sweep.check_slurm(None, Resources(cpus=8, gpus=8, mem_gb=64, minutes=60))
+        executors.check_slurm(None, Resources(cpus=8, gpus=8, mem_gb=64, minutes=60))
 
 
 # --- faults ---------------------------------------------------------------------------------------------
@@ -205,14 +206,15 @@ def test_claim_is_exclusive_and_a_dead_holders_is_broken(tmp_path):
 KILLED = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from wanda_core import runner, sweep
+    from wanda_core.runs import runner
+    from wanda_core.cluster import jobs
     real = runner.engine.prune_model
     def slow(*a, **k):
         Path(sys.argv[3]).touch()      # mid-run: claimed, model loaded, pruning
         time.sleep(60)
         return real(*a, **k)
     runner.engine.prune_model = slow
-    sweep.work(json.loads(sys.argv[1]), sys.argv[2], worker="doomed")
+    jobs.work(json.loads(sys.argv[1]), sys.argv[2], worker="doomed")
 """)
 
 
@@ -221,7 +223,7 @@ def test_a_killed_worker_leaves_no_record_and_the_next_sweep_redoes_it(smoke, se
     _seed(sequential, runs, keep=3)  # dense, magnitude, SparseGPT made; Wanda's worker is killed mid-run
     job = next(j for j in planmod.make_plan(smoke, ["02"]).jobs if j.configs[0].method == "wanda")
     flag = tmp_path / "pruning"
-    p = subprocess.Popen([sys.executable, "-c", KILLED, json.dumps(sweep.payload(job)), str(runs), str(flag)])
+    p = subprocess.Popen([sys.executable, "-c", KILLED, json.dumps(jobs.payload(job)), str(runs), str(flag)])
     try:
         deadline = time.time() + 600  # seconds on an idle machine; a bound for a loaded one
         while not flag.exists() and p.poll() is None and time.time() < deadline:
