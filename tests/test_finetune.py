@@ -7,7 +7,9 @@ import sys
 import pytest
 import torch
 
-from wanda_core import RunConfig, finetune as ft, runner
+from wanda_core import RunConfig
+from wanda_core.finetune import run as ft
+from wanda_core.runs import runner
 from wanda_core.finetune import FinetuneConfig
 
 SMALL = dict(model="tiny-llama", nsamples=2, seqlen=32, eval_windows=4, batch_size=2)
@@ -104,14 +106,14 @@ def test_bad_inputs_fail_before_training(pruned, tmp_path, runs_dir):
         "target": (dict(from_record=str(path), lora_targets=("c_attn",)), "unknown LoRA target module(s) c_attn"),
         "how": (dict(from_record=str(path), how="full"), "unknown how 'full'"),
     }
-    from wanda_core import data
+    from wanda_core.models import data
 
     article = data.wiki_articles("test")[0]
     leak = tmp_path / "leak.txt"
     leak.write_text(f"{article['title']}\n\n{article['extract']}")
     bad["overlap"] = (dict(from_record=str(path), train_text=str(leak)), "shares 1 document(s) with the evaluation")
     bad["hub"] = (dict(from_record=str(path), train_text="c4"), "cannot be checked offline")
-    import wanda_core.finetune as mod
+    from wanda_core.finetune import run as mod
 
     def no_training(*a, **k):
         raise AssertionError("training started")

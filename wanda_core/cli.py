@@ -27,8 +27,8 @@ import types
 import typing
 from pathlib import Path
 
-from . import config
-from .config import RunConfig
+from wanda_core.runs import config
+from wanda_core.runs.config import RunConfig
 
 
 def _none_or(tp):
@@ -107,7 +107,7 @@ def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="recompute even if a finished record exists")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
 
-    from .finetune import FinetuneConfig
+    from wanda_core.finetune import FinetuneConfig
 
     ft = sub.add_parser("finetune", help="fine-tune a pruned model (LoRA or masked dense), write its run record")
     add_config_arguments(ft, [f.name for f in dataclasses.fields(FinetuneConfig)], FinetuneConfig)
@@ -117,6 +117,10 @@ def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print a run record's summary")
     sh.add_argument("record", help="path to a run record (.json)")
+    from wanda_core.cluster import plan, sweep
+
+    plan.add_parser(sub)   # every run the book needs for a profile, and which exist
+    sweep.add_parser(sub)  # make the missing ones on a process pool, a Ray cluster or Slurm
     return ap
 
 
@@ -127,7 +131,7 @@ def config_from_args(a: argparse.Namespace, config_cls=RunConfig) -> RunConfig:
     if isinstance(kw.get("extra"), list):
         kw["extra"] = dict(kw["extra"])
     if "paper" in kw.get("tasks", ()):
-        from .zeroshot import PAPER_TASKS
+        from wanda_core.evaluation.tasks import PAPER_TASKS
 
         kw["tasks"] = tuple(t for t in kw["tasks"] if t != "paper") + tuple(PAPER_TASKS)
     if a.command == "evaluate":
@@ -157,10 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "datasets", "lm_eval", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if a.command in ("plan", "sweep"):
+        try:
+            return a.func(a)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if a.command == "show":
         rec = json.loads(Path(a.record).read_text())
         if rec.get("kind") == "finetune":
-            from .finetune import summary as finetune_summary
+            from wanda_core.finetune.run import summary as finetune_summary
 
             print(finetune_summary(rec))
             return 0
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return _finetune(a)
     try:
         cfg = config_from_args(a).validate()
-        from .runner import run
+        from wanda_core.runs.runner import run
 
         rec = run(cfg, a.runs_dir, force=a.force, progress=not a.quiet, save_model=getattr(a, "save_model", None))
     except (ValueError, FileNotFoundError, RuntimeError) as e:
@@ -185,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finetune(a: argparse.Namespace) -> int:
     """`finetune`: the FinetuneConfig the options describe, trained (or its record reused)."""
-    from .finetune import FinetuneConfig, finetune, summary
+    from wanda_core.finetune import FinetuneConfig, finetune
+    from wanda_core.finetune.run import summary
 
     kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(FinetuneConfig)}
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
