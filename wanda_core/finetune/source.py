@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from wanda_core.models import data, loaders as models
+from wanda_core.models import data
+from wanda_core.prune.blocks import find_blocks, find_linears
 from wanda_core.runs.records import config_hash, read_json
 from wanda_core.finetune.config import FinetuneConfig
 
@@ -61,8 +62,8 @@ def _record_for_saved_model(d: Path) -> dict | None:
 
 def block_weights(model) -> dict[str, torch.Tensor]:
     """The weights of every decoder block's Linear layers, by 'block.name' (what pruning zeroes)."""
-    return {f"{bi}.{name}": layer.weight for bi, b in enumerate(models.find_blocks(model))
-            for name, layer in models.find_linears(b).items()}
+    return {f"{bi}.{name}": layer.weight for bi, b in enumerate(find_blocks(model))
+            for name, layer in find_linears(b).items()}
 
 
 def zero_count(weights: dict[str, torch.Tensor]) -> dict[str, int]:
@@ -73,7 +74,7 @@ def zero_count(weights: dict[str, torch.Tensor]) -> dict[str, int]:
 
 def check_lora_targets(model, targets) -> None:
     """Every target is the name of a Linear layer inside the decoder blocks of this architecture."""
-    names = sorted({n.split(".")[-1] for n in models.find_linears(models.find_blocks(model)[0])})
+    names = sorted({n.split(".")[-1] for n in find_linears(find_blocks(model)[0])})
     bad = [t for t in targets if t not in names]
     if bad:
         raise ValueError(f"unknown LoRA target module(s) {', '.join(bad)} for {type(model).__name__}; "
