@@ -136,7 +136,7 @@ def test_paired_change_by_hand():
 
 
 def test_training_windows_avoid_the_excluded_tokens():
-    from wanda_core.models import load_tokenizer
+    from wanda_core.models.loaders import load_tokenizer
 
     tok = load_tokenizer("tiny-llama")
     w, info = ft.training_windows(tok, "wiki", 16, 50, seed=0, exclude=[(0, 40), (100, 101)])
