@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .allocation import block_sparsities, outlier_ratio
 from .config import RunConfig
+from .finite import NonFinite, check, check_rows
 from .masks import alpha_mask, check_nm, structure_mask
 from .models import find_blocks, find_linears
 from .placement import activation_home, block_device, move_block, to_device
@@ -279,6 +280,7 @@ def prune_linear(layer: nn.Linear, cfg: RunConfig, stats: LayerStats | None, sco
         # a plugged-in score gets a copy: an in-place edit of W must not alter the model silently
         Wf = W.detach().float().clone() if score_fn is not None else W.float()
         s = check_score_output(score(Wf, stats if stats is not None else LayerStats()), W, "score")
+        check(s, "score", linear=name or None)
         del Wf
         if cfg.method == "wanda-alpha":
             mask, info["alpha"] = alpha_mask(s, sparsity)
@@ -381,17 +383,26 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
                 stats = collector.close(mirror=cfg.method != "sparsegpt")  # custom scores may read stats.hessian
             _sync(block_device(block))
             timings["statistics_forward"] += time.perf_counter() - t
+            for names in _by_input(stats):  # NaN/inf in what the block saw: stop here, named
+                check(stats[names[0]].input_sq_mean, "statistics", block=bi, linear=names[0])
+                check(stats[names[0]].hessian, "statistics", block=bi, linear=names[0])
         t = time.perf_counter()
-        if cfg.method == "sparsegpt":  # Linears of one input (q/k/v, gate/up) in one column loop
-            for names in _by_input(stats):
-                prune_sparsegpt_stacked([linears[n] for n in names], cfg, stats[names[0]], sparsity[bi])
-        else:
-            hinv_cache: dict = {}
+        try:
+            if cfg.method == "sparsegpt":  # Linears of one input (q/k/v, gate/up) in one column loop
+                for names in _by_input(stats):
+                    prune_sparsegpt_stacked([linears[n] for n in names], cfg, stats[names[0]], sparsity[bi])
+            else:
+                hinv_cache: dict = {}
+                for name, layer in linears.items():
+                    info = prune_linear(layer, cfg, stats.pop(name), score_fn, sparsity[bi], hinv_cache, name)
+                    if info:
+                        extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
+                del hinv_cache
             for name, layer in linears.items():
-                info = prune_linear(layer, cfg, stats.pop(name), score_fn, sparsity[bi], hinv_cache, name)
-                if info:
-                    extra_info.setdefault("per_linear", {})[f"{bi}.{name}"] = info
-            del hinv_cache
+                check(layer.weight, "pruned", block=bi, linear=name)
+        except NonFinite as e:
+            e.place.setdefault("block", bi)
+            raise
         del stats
         _sync(block_device(block))
         timings["score_mask"] += time.perf_counter() - t
@@ -400,6 +411,7 @@ def prune_model(model: nn.Module, cfg: RunConfig, calib_windows: torch.Tensor | 
             _run_block(block, inps, extras[bi], cfg.batch_size, outs)
             _sync(block_device(block))
             timings["reforward"] += time.perf_counter() - t
+            check_rows(outs, "block_output", block=bi)
             inps, outs = outs, inps
         if back is not None:
             back()
