@@ -44,11 +44,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the record
+            e.filename = str(path)
         raise
     return path
 
@@ -58,7 +60,7 @@ def read_json(path: str | os.PathLike) -> Any | None:
     try:
         with open(path) as f:
             return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, ValueError):  # ValueError: not JSON, or not even text (garbage bytes)
         return None
 
 

@@ -13,7 +13,14 @@ has one evaluation size and no two numbers of the book compare different amounts
 interrupted sweep resumes from the last finished configuration.
 
 Every error about the configuration (bad values, unknown tasks, text too short, seqlen above the
-model's limit, N:M not dividing a layer) is raised before pruning starts.
+model's limit, N:M not dividing a layer) and a runs folder that cannot be written are raised
+before pruning starts.
+
+A NaN or inf met on the way (the loaded weights, calibration statistics, a score, the pruned
+weights, a block's output, a window's loss: finite.py) makes the record `status: "diverged"`
+with `first_nonfinite` naming the place; its perplexity is None, never NaN. Each record carries
+`model.weights_sha256`, the identity of the weights it pruned (the cache manifest's for embedded
+models), and is not reused once the cache holds other weights.
 """
 from __future__ import annotations
 
@@ -31,6 +38,9 @@ import torch
 from . import data, engine, models
 from .config import RunConfig, torch_dtype
 from .evaluate import perplexity
+from .finite import NonFinite, check_weights, describe
+from .io_errors import check_writable
+from .weights_id import expected_weights_sha256
 from .records import RECORD_VERSION, atomic_write_json, config_hash, provenance, read_json
 
 log = logging.getLogger(__name__)
@@ -147,10 +157,25 @@ class PeakMemory:
         return round((self.peak - self.start) / 2**20, 1)
 
 
+FINISHED = ("complete", "diverged")  # a diverged run is a result too: reused, not recomputed
+
+
 def load_record(cfg: RunConfig, runs_dir: str | os.PathLike, score_fn: Callable | None = None) -> dict | None:
-    """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial or outdated)."""
-    rec = read_json(Path(runs_dir) / f"{record_id(cfg, score_fn)}.json")
-    if rec is None or rec.get("status") != "complete" or rec.get("record_version") != RECORD_VERSION:
+    """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial, outdated,
+    or made from other weights than the model's cache now holds). An unreadable record (truncated,
+    not JSON) is moved aside to `<id>.json.unreadable`, with a warning, and recomputed."""
+    path = Path(runs_dir) / f"{record_id(cfg, score_fn)}.json"
+    rec = read_json(path)
+    if rec is None and path.is_file():
+        bad = path.with_name(path.name + ".unreadable")
+        os.replace(path, bad)
+        log.warning("run record %s is unreadable (truncated or not JSON): kept as %s; recomputing it", path, bad)
+    if rec is None or rec.get("status") not in FINISHED or rec.get("record_version") != RECORD_VERSION:
+        return None
+    made, now = (rec.get("model") or {}).get("weights_sha256"), expected_weights_sha256(cfg.model)
+    if made and now and made != now:
+        log.warning("run record %s was made from other weights of %s (sha256 %s..., the cache holds %s...): "
+                    "recomputing it", path, cfg.model, made[:12], now[:12])
         return None
     return rec
 
@@ -170,7 +195,10 @@ def _tasks_done(rec, cfg) -> bool:
 
 
 def is_complete(rec, cfg) -> bool:
-    return rec is not None and rec.get("status") == "complete" and all(_ppl_done(rec, cfg, d) for d in cfg.eval) \
+    if rec is not None and rec.get("status") == "diverged" and (rec.get("first_nonfinite") or {}).get("stage") \
+            not in ("eval", "accuracy"):
+        return True  # it diverged before any evaluation: there is nothing to evaluate
+    return rec is not None and rec.get("status") in FINISHED and all(_ppl_done(rec, cfg, d) for d in cfg.eval) \
         and _tasks_done(rec, cfg)
 
 
@@ -188,6 +216,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         from .zeroshot import check_tasks
 
         check_tasks(list(cfg.tasks), cfg.task_dir, cfg.task_source)
+    check_writable(runs_dir)  # a folder that cannot be written fails now, not after the prune
 
     model, tok, info = get_model(cfg)
     if cfg.seqlen > info.max_seqlen:
@@ -205,49 +234,74 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         "config": cfg.to_dict(),
         "prune_fields": cfg.prune_fields(),
         "custom_score": _score_identity(score_fn),
-        "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen},
+        "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen,
+                  "weights_sha256": info.weights_sha256},
         "results": {**prev["results"], "ppl": dict(prev["results"]["ppl"])} if prev else {"ppl": {}},
     }
+    diverged = None  # where pruning met its first NaN/inf (finite.py), if it did
     with PeakMemory(cfg.device) as mem:
-        if prev and weights_path.is_file():
-            state = torch.load(weights_path, map_location=cfg.device)
-            for n, p in _block_linear_weights(model).items():
-                p.data.copy_(state[n])
-            new.update({k: prev[k] for k in ("calibration", "prune") if k in prev})
-            log.info("reusing pruned weights %s", weights_path)
-        else:
-            calib, where = None, None
-            if engine.needs_calibration(cfg, score_fn):
-                calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
-            log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
-            with PeakMemory("cpu") as pmem:  # the prune alone, as `make benchmark` measures it
-                report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
-            report["peak_memory_mb"] = pmem.mb
-            new["calibration"] = None if calib is None else {
-                "source": cfg.calib, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen, "seed": cfg.seed,
-                "sampler": "document" if cfg.calib == "c4" else "stream", "windows": where}
-            new["prune"] = report
-            if cfg.save_weights:
-                weights_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = weights_path.with_suffix(f".tmp{os.getpid()}")
-                torch.save({n: p.detach().cpu() for n, p in _block_linear_weights(model).items()}, tmp)
-                os.replace(tmp, weights_path)
+        t_prune = time.perf_counter()
+        try:
+            if prev and weights_path.is_file():
+                state = torch.load(weights_path, map_location=cfg.device)
+                for n, p in _block_linear_weights(model).items():
+                    p.data.copy_(state[n])
+                new.update({k: prev[k] for k in ("calibration", "prune") if k in prev})
+                log.info("reusing pruned weights %s", weights_path)
+            else:
+                check_weights(model)  # corrupt inputs stop here, before pruning: stage "weights"
+                calib, where = None, None
+                if engine.needs_calibration(cfg, score_fn):
+                    calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
+                new["calibration"] = None if calib is None else {
+                    "source": cfg.calib, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen, "seed": cfg.seed,
+                    "sampler": "document" if cfg.calib == "c4" else "stream", "windows": where}
+                log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
+                with PeakMemory("cpu") as pmem:  # the prune alone, as `make benchmark` measures it
+                    report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
+                report["peak_memory_mb"] = pmem.mb
+                new["prune"] = report
+                if cfg.save_weights:
+                    weights_path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = weights_path.with_suffix(f".tmp{os.getpid()}")
+                    torch.save({n: p.detach().cpu() for n, p in _block_linear_weights(model).items()}, tmp)
+                    os.replace(tmp, weights_path)
+        except NonFinite as e:
+            diverged = e.place
+            new["prune"] = {"sparsity": engine.sparsity_report(model),
+                            "seconds": {"total": time.perf_counter() - t_prune}, "diverged": True}
+            new["results"] = {"ppl": {}}
+            log.warning("%s %s diverged: %s; not evaluated", cfg.model, cfg.method, e)
         t_eval = time.perf_counter()
-        for ds, windows in eval_sets.items():
+        for ds, windows in ({} if diverged else eval_sets).items():
             t = time.perf_counter()
-            ppl = perplexity(model, windows, cfg.batch_size, progress)
-            new["results"]["ppl"][ds] = {"dataset": ds, "ppl": ppl, "windows": int(len(windows)), "tokens": int(windows.numel()),
-                                         "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos,
-                                         "seconds": time.perf_counter() - t}
-            log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
-        if cfg.tasks and not _tasks_done(prev, cfg):
+            entry = {"dataset": ds, "ppl": None, "windows": int(len(windows)), "tokens": int(windows.numel()),
+                     "seqlen": cfg.seqlen, "max_windows": cfg.eval_windows, "bos": info.add_bos}
+            try:
+                entry["ppl"] = ppl = perplexity(model, windows, cfg.batch_size, progress)
+                log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
+            except NonFinite as e:
+                entry["first_nonfinite"] = {**e.place, "dataset": ds}
+                log.warning("%s on %s diverged: %s", cfg.method, ds, describe(entry["first_nonfinite"]))
+            new["results"]["ppl"][ds] = {**entry, "seconds": time.perf_counter() - t}
+        if cfg.tasks and not diverged and not _tasks_done(prev, cfg):
             from .zeroshot import evaluate_tasks
 
-            z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
-                               batch_size=cfg.batch_size, add_bos=info.add_bos, source=cfg.task_source)
-            z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
+            try:
+                z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
+                                   batch_size=cfg.batch_size, add_bos=info.add_bos, source=cfg.task_source)
+                z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
+            except NonFinite as e:
+                z = {"tasks": {}, "first_nonfinite": e.place, "limit": cfg.task_limit, "task_dir": cfg.task_dir,
+                     "task_source": cfg.task_source}
+                log.warning("%s zero-shot diverged: %s", cfg.method, e)
             new["results"]["zeroshot"] = z
         eval_seconds = time.perf_counter() - t_eval
+    places = [diverged] + [v.get("first_nonfinite") for v in new["results"]["ppl"].values()] \
+        + [(new["results"].get("zeroshot") or {}).get("first_nonfinite")]
+    first = next((p for p in places if p), None)
+    if first:  # the record says where the first NaN/inf appeared; its numbers are not numbers
+        new["status"], new["first_nonfinite"] = "diverged", first
     if save_model:
         save_pruned(model, tok, save_model)
         new["saved_model"] = str(save_model)
