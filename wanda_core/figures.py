@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .present import GROUP_LABEL, PALETTE, STRUCTURE_LABEL, dataset_label, label, model_label
+from .present import GROUP_LABEL, PALETTE, STRUCTURE_LABEL, dataset_label, label, mark_diverged, model_label
 
 TINY = np.finfo(np.float32).tiny  # keeps a log axis valid if a value is zero
 
@@ -182,6 +182,7 @@ def sparsity_curve(sw: pd.DataFrame) -> None:
         ax.plot(100 * sub["sparsity"], sub["ppl"], marker="o", ms=4, color=PALETTE[label(m)], label=label(m))
     ax.axhline(dense, color=PALETTE["Dense"], ls="--", lw=1, label=f"dense ({dense:,.2f})")
     ax.set_yscale("log")
+    mark_diverged(ax, sw[sw["method"] != "dense"], "sparsity", 100, lambda r: PALETTE[label(r["method"])])
     ax.set_xlabel("sparsity: share of each pruned layer's weights set to zero (%)")
     ax.set_ylabel(f"perplexity on {dataset_label(sw['dataset'].iloc[0])} (log scale)")
     ax.set_title(f"{model_label(sw['model'].iloc[0])}, unstructured pruning")
