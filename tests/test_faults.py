@@ -484,9 +484,11 @@ def test_tables_and_figures_say_diverged_not_nan(runs_dir, monkeypatch):
     html = present.table(df, ["method", "sparsity", "ppl", "ppl_ratio"]).to_html()
     assert html.count(">diverged<") == 2 and ">nan<" not in html.lower() and ">-<" not in html
     assert "Diverged (a NaN or inf, not a number): Magnitude at 90%: the evaluation loss, dataset wiki, window 0." in html
-    monkeypatch.setattr(matplotlib.pyplot, "show", lambda: None)
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)
     figures.sparsity_curve(df)
-    ax = matplotlib.pyplot.gcf().axes[0]
+    ax = plt.gcf().axes[0]
     assert [t.get_text() for t in ax.texts] == ["diverged"]
 
 
