@@ -18,6 +18,7 @@ help:
 	@echo "make gpu                                  every GPU measurement (2:4, pruning time at 7B, 30B offload), <= 9 min"
 	@echo "make gpu-rehearse                         the same on the CPU with tiny shapes (checks every code path)"
 	@echo "make benchmark                            wall time / memory of the pruning methods, side by side (SmolLM2, Qwen 0.5B)"
+	@echo "make benchmark CONTENDED=1                the same, then each method beside one busy process: the slowdown"
 	@echo "make screenshots                          screenshot the built book's pages with headless Chromium"
 
 venv: $(VENV)/.installed
@@ -34,12 +35,12 @@ $(VENV)/.installed: requirements.txt requirements-data.txt constraints.txt pypro
 	@touch $@
 
 book: venv
-	$(PY) -m wanda_core.bookbuild all --profile $(PROFILE)
+	$(PY) -m wanda_core.report.bookbuild all --profile $(PROFILE)
 	@echo "open _build/html/index.html"
 
 notebook: venv
 	@test -n "$(NB)" || { echo "usage: make notebook NB=02_unstructured [PROFILE=default]"; exit 2; }
-	$(PY) -m wanda_core.bookbuild run $(NB) --profile $(PROFILE)
+	$(PY) -m wanda_core.report.bookbuild run $(NB) --profile $(PROFILE)
 
 test: venv
 	$(PY) -m pytest
@@ -56,8 +57,9 @@ gpu-rehearse: venv
 
 # the embedded default, then the largest ladder rung that fits a few minutes on 2 cores
 BENCH_MODELS ?= smollm2-135m qwen2.5-coder-0.5b
+# CONTENDED=1: each method also runs beside one busy process pinned to one CPU (idle vs contended seconds)
 benchmark: venv
-	@for m in $(BENCH_MODELS); do $(PY) benchmarks/prune_speed.py --model $$m || exit 1; done
+	@for m in $(BENCH_MODELS); do $(PY) benchmarks/prune_speed.py --model $$m $(if $(CONTENDED),--contended) || exit 1; done
 
 screenshots: venv
 	$(PY) benchmarks/screenshots.py

@@ -35,9 +35,9 @@ part() {  # part NAME BUDGET COMMAND...: run with a hard stop at BUDGET + GRACE,
   RC[$name]=${PIPESTATUS[0]}; WALL[$name]=$((SECONDS - t0))
   echo "=== $name: exit ${RC[$name]} after ${WALL[$name]}s"
 }
-part part2_pruning_time "$P2" "$PY" -m wanda_core.atscale time --out "$ROOT/pruning_time" --budget-s "$P2" $FLAG
-part part3_speedup "$P3" "$PY" -m wanda_core.speedup --out "$ROOT/speedup" --budget-s "$P3" --repeats 30 --stack-repeats 10 $FLAG
-part part4_offload "$P4" "$PY" -m wanda_core.atscale offload --out "$ROOT/offload" --budget-s "$P4" $FLAG
+part part2_pruning_time "$P2" "$PY" -m wanda_core.gpu.llama_scale time --out "$ROOT/pruning_time" --budget-s "$P2" $FLAG
+part part3_speedup "$P3" "$PY" -m wanda_core.gpu.speedup --out "$ROOT/speedup" --budget-s "$P3" --repeats 30 --stack-repeats 10 $FLAG
+part part4_offload "$P4" "$PY" -m wanda_core.gpu.llama_scale offload --out "$ROOT/offload" --budget-s "$P4" $FLAG
 "$PY" benchmarks/gpu_summary.py "$ROOT" $([ "$REHEARSE" = 1 ] && echo --rehearsal)
 fail=0
 for name in part2_pruning_time part3_speedup part4_offload; do

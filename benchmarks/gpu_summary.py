@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from wanda_core.experiments.speedup import speedup
-from wanda_core.experiments.timing import gpu_runs, offload_runs
+from wanda_core.study.experiments.speedup import speedup
+from wanda_core.study.experiments.timing import gpu_runs, offload_runs
 
 root, rehearsal = Path(sys.argv[1]), "--rehearsal" in sys.argv
 pd.set_option("display.width", 200, "display.max_columns", 20)
@@ -21,7 +21,7 @@ o = offload_runs(root / "offload", rehearsal)
 print("part 4, offload:\n", o[["shape", "model_gib", "cap_gib", "fits_without_offload", "total_s",
                                "peak_device_gib", "error"]])
 if rehearsal:  # the reader leaves rehearsal records out; count their rows instead
-    from wanda_core.speedup.read import load_results
+    from wanda_core.gpu.speedup.read import load_results
 
     df = load_results(root / "speedup", rehearsal=True)
     print(f"part 3, speed-up (rehearsal): {df['median_ms'].notna().sum()} timed, {df['error'].notna().sum()} errors")

@@ -17,8 +17,9 @@ from unittest import mock
 
 import torch
 
-from wanda_core import RunConfig, engine
-from wanda_core.models import TINY, load_model
+from wanda_core import RunConfig
+from wanda_core.prune import engine
+from wanda_core.models.loaders import TINY, load_model
 
 
 def main() -> int:

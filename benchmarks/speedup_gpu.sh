@@ -5,4 +5,4 @@
 # Extra arguments pass through, e.g. --quick for a smoke check. PYTHON picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec "${PYTHON:-python}" -m wanda_core.speedup --out results/speedup "$@"
+exec "${PYTHON:-python}" -m wanda_core.gpu.speedup --out results/speedup "$@"

@@ -27,7 +27,7 @@ def runs_dir(tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_llama():
-    from wanda_core.models import load_model
+    from wanda_core.models.loaders import load_model
 
     return load_model("tiny-llama")
 

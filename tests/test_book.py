@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from wanda_core.bookbuild import notebooks, read_notebook
+from wanda_core.report.bookbuild import notebooks, read_notebook
 
 
 def test_every_notebook_has_a_parameters_cell_and_no_outputs():
@@ -27,10 +27,10 @@ def test_text_chapters_hold_no_definitions():
                 assert not found, f"{nb.name} defines {found} in a cell: move it into wanda_core"
 
 
-def test_book_builds_in_smoke_profile(tmp_path):
+def test_book_builds_in_smoke_profile(tmp_path, monkeypatch):
     root = tmp_path / "book"
     env = dict(os.environ, WANDA_RUNS_DIR=str(tmp_path / "runs"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-m", "wanda_core.bookbuild", "all", "--profile", "smoke", "--root", str(root)],
+    p = subprocess.run([sys.executable, "-m", "wanda_core.report.bookbuild", "all", "--profile", "smoke", "--root", str(root)],
                        capture_output=True, text=True, env=env, timeout=1500)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     html = root / "_build" / "html"
@@ -44,3 +44,10 @@ def test_book_builds_in_smoke_profile(tmp_path):
                 assert o.get("output_type") != "error", f"{nb.name}: {o.get('ename')}"
                 text = "".join(o.get("text", "")) if isinstance(o.get("text"), (list, str)) else ""
                 assert "Traceback" not in text, nb.name
+    # the plan (wanda_core.cluster.plan) is what the book ran: the same records, and none of them missing
+    from wanda_core.cluster.plan import make_plan
+    from wanda_core.profiles import load_profile
+
+    monkeypatch.setenv("WANDA_RUNS_DIR", str(tmp_path / "runs"))
+    plan = make_plan(load_profile("smoke"))
+    assert plan.missing() == [] and {j.id for j in plan.jobs} == {f.stem for f in (tmp_path / "runs" / "smoke").glob("*.json")}

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from wanda_core import chunks, models
+from wanda_core.models import chunks, loaders as models
 
 PARTS = [b"GGUF" + b"a" * 60, b"b" * 64, b"c" * 10]
 

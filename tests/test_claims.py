@@ -1,9 +1,9 @@
-"""The claims engine of the reproduction notes (wanda_core.experiments.claims) on synthetic frames:
+"""The claims engine of the reproduction notes (wanda_core.study.experiments.claims) on synthetic frames:
 a claim that holds, one that fails, one not measured, and perplexities on unequal windows."""
 import pandas as pd
 import pytest
 
-from wanda_core.experiments.claims import claims, verdict
+from wanda_core.study.experiments.claims import claims, verdict
 
 U = "unstructured"
 

@@ -8,9 +8,9 @@ from typing import Literal
 
 import pytest
 
-from wanda_core import config
+from wanda_core.runs import config
 from wanda_core.cli import build_parser, config_from_args
-from wanda_core.config import RunConfig
+from wanda_core.runs.config import RunConfig
 
 
 def _flag(name):
@@ -58,7 +58,7 @@ def test_types_become_options():
     a = build_parser().parse_args(["prune", "--eval", "wiki", "wikitext2", "--tasks", "paper", "--eval-windows", "none",
                                    "--task-limit", "5", "--save-weights", "--extra", "note=hi", "n=3", "--dtype", "float16"])
     cfg = config_from_args(a)
-    from wanda_core.zeroshot import PAPER_TASKS
+    from wanda_core.evaluation.tasks import PAPER_TASKS
 
     assert cfg.eval == ("wiki", "wikitext2") and cfg.tasks == tuple(PAPER_TASKS)
     assert cfg.eval_windows is None and cfg.task_limit == 5 and cfg.save_weights is True

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from wanda_core import grading as G
-from wanda_core import coursekit, masks, scores
-from wanda_core.config import RunConfig
-from wanda_core.profiles import repo_root
-from wanda_core.scores import LayerStats
+from wanda_core.course import grading as G
+from wanda_core.course import coursekit
+from wanda_core.prune import masks, scores
+from wanda_core.runs.config import RunConfig
+from wanda_core.paths import repo_root
+from wanda_core.prune.scores import LayerStats
 
 ROOT = repo_root()
 COURSE = ROOT / "course"

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from wanda_core import RunConfig
-from wanda_core.engine import prune_model
-from wanda_core.masks import nm_mask, structure_mask, unstructured_mask
-from wanda_core.models import find_blocks, find_linears, load_model
-from wanda_core.scores import LayerStats, get_score
+from wanda_core.prune.engine import prune_model
+from wanda_core.prune.masks import nm_mask, structure_mask, unstructured_mask
+from wanda_core.models.loaders import load_model
+from wanda_core.prune.blocks import find_blocks, find_linears
+from wanda_core.prune.scores import LayerStats, get_score
 
 ARCHS = ["tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3"]
 

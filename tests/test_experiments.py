@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from wanda_core.experiments import ablations, claims, outliers, sweeps, tables
-from wanda_core.paper import numbers
-from wanda_core.profiles import load_profile
+from wanda_core.study.experiments import ablations, claims, outliers, sweeps, tables
+from wanda_core.study.paper import numbers
+from wanda_core.study.profiles import load_profile
 
 COLUMNS = {"method", "structure", "sparsity", "actual_sparsity", "ppl", "ppl_ratio", "eval_windows", "id", "model", "device"}
 
@@ -107,7 +107,7 @@ def test_activation_norms_and_mask_effect(P):
 
 def test_pruning_time_rows_carry_their_own_methods_times(P, t3):
     """Chapter 9's table reuses Table 3's records; each row's times are that method's record's."""
-    from wanda_core.experiments.timing import pruning_time
+    from wanda_core.study.experiments.timing import pruning_time
 
     cpu = pruning_time(P)["cpu"].set_index("method")
     for m, s, total in zip(t3["method"], t3["score_mask_s"], t3["prune_s"]):

@@ -23,8 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from wanda_core import cache_manifest, chunks, cli, finite, models, records, runner
-from wanda_core.config import RunConfig
+from wanda_core import cli
+from wanda_core.models import cache_manifest, chunks, loaders as models, weights_id
+from wanda_core.prune import finite
+from wanda_core.runs import records, runner
+from wanda_core.runs.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = dict(model="tiny-llama", nsamples=2, seqlen=32, eval_windows=2, calib="wiki", eval=("wiki",))
@@ -230,7 +233,7 @@ def test_disk_full_during_conversion_leaves_nothing(cache):
 _CHILD = """
 import os, sys, time, torch
 from pathlib import Path
-from wanda_core import cache_manifest, models
+from wanda_core.models import cache_manifest, loaders as models
 gguf = Path(sys.argv[1]); ready = Path(sys.argv[2])
 def stop_here(*a, **k):
     ready.write_text("ready")
@@ -348,7 +351,7 @@ def test_show_on_a_garbage_record_says_so_in_one_line(tmp_path, capsys):
 _WRITER = """
 import json, sys, time
 from pathlib import Path
-from wanda_core import records
+from wanda_core.runs import records
 path, ready = Path(sys.argv[1]), Path(sys.argv[2])
 def slow_dump(obj, f, **kw):   # write half the record, then wait to be killed
     text = json.dumps(obj, **kw)
@@ -474,8 +477,8 @@ def test_tables_and_figures_say_diverged_not_nan(runs_dir, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from wanda_core import figures, present
-    from wanda_core.experiments.common import frame
+    from wanda_core.report import present, sweeps as figures
+    from wanda_core.study.experiments.common import frame
 
     ok = runner.run(RunConfig(method="dense", **CFG), runs_dir, progress=False)
     monkeypatch.setattr(runner, "get_model", poisoned(lambda m: m.model.norm.weight.fill_(1e38)))
@@ -493,12 +496,12 @@ def test_tables_and_figures_say_diverged_not_nan(runs_dir, monkeypatch):
 
 
 def test_records_from_other_weights_are_not_reused_or_mixed(runs_dir, monkeypatch, caplog):
-    from wanda_core.experiments.common import frame
+    from wanda_core.study.experiments.common import frame
 
     cfg = RunConfig(method="magnitude", sparsity=0.5, **CFG)
     rec = runner.run(cfg, runs_dir, progress=False)
     assert runner.load_record(cfg, runs_dir) is not None
-    monkeypatch.setattr(runner, "expected_weights_sha256", lambda name: "f" * 64)
+    monkeypatch.setattr(weights_id, "expected_weights_sha256", lambda name: "f" * 64)
     with caplog.at_level(logging.WARNING):
         assert runner.load_record(cfg, runs_dir) is None
     one_warning(caplog, f"{rec['id']}.json", "other weights", "recomputing")

@@ -1,10 +1,9 @@
 """The computed sentences and derived tables of the later chapters, on synthetic frames: a claim
-that holds, one that fails, one not measured; labels from wanda_core.present."""
+that holds, one that fails, one not measured; labels from wanda_core.report.present."""
 import pandas as pd
 
-from wanda_core import findings_beyond as fb
-from wanda_core import findings_zeroshot as fz
-from wanda_core import present
+from wanda_core import report
+from wanda_core.report import present
 
 
 def ladder_claims(**over):
@@ -17,7 +16,7 @@ def ladder_claims(**over):
 
 
 def test_size_explanations_one_consistent_one_not_one_unmeasured():
-    lines = fb.size_explanations(ladder_claims()).splitlines()
+    lines = report.ladder.size_explanations(ladder_claims()).splitlines()
     assert len(lines) == 3
     assert "holds on 1 of 3 rungs (Qwen2.5-Coder-0.5B-Instruct)" in lines[0]
     assert "2 of 2 steps" in lines[0] and "consistent with the small-model explanation" in lines[0]
@@ -27,13 +26,13 @@ def test_size_explanations_one_consistent_one_not_one_unmeasured():
 
 def test_size_explanations_when_a_claim_holds_everywhere_or_on_one_rung():
     held = ladder_claims(within_1_28x=[True] * 3, wanda_over_dense=[1.1, 1.2, 1.0])
-    assert "no failure for size to explain" in fb.size_explanations(held).splitlines()[1]
-    one = fb.size_explanations(ladder_claims().iloc[:1])
+    assert "no failure for size to explain" in report.ladder.size_explanations(held).splitlines()[1]
+    one = report.ladder.size_explanations(ladder_claims().iloc[:1])
     assert "one rung only" in one.splitlines()[0]
 
 
 def test_claims_table_reads_verdicts_as_words():
-    html = present.table(fb.claims_table(ladder_claims())).to_html()
+    html = present.table(report.ladder.claims_table(ladder_claims())).to_html()
     assert "Qwen2.5-Coder-0.5B-Instruct" in html and ">yes<" in html and ">no<" in html
     assert "True" not in html and "False" not in html
 
@@ -43,12 +42,12 @@ def test_zeroshot_cells_and_resolved_comparisons():
                         "acc": [0.6, 0.5, 0.55, 0.5], "ci95_hi": [0.7, 0.6, 0.65, 0.6]})
     mean = pd.DataFrame({"config": ["dense", "wanda 50%"], "mean_acc": [0.55, 0.525], "ci95_hi": [0.6, 0.575],
                          "tasks": [2, 2]})
-    t = fz.accuracy({"acc": acc, "mean": mean})
+    t = report.zeroshot.accuracy({"acc": acc, "mean": mean})
     assert list(t.columns) == ["config", "boolq", "rte", "mean (2 tasks)"]
     assert t.iloc[0].tolist() == ["dense", "60.0 ± 10.0", "50.0 ± 10.0", "55.0 ± 5.0"]
     cmp = pd.DataFrame({"a": ["dense", "wanda 50%"], "b": ["wanda 50%", "magnitude 50%"], "diff": [0.1, 0.01],
                         "stderr": [0.02, 0.02], "resolved": [True, False]})
-    lines = fz.resolved(cmp).splitlines()
+    lines = report.zeroshot.resolved(cmp).splitlines()
     assert lines[0] == "- Dense - Wanda 50%: +10.00 points (stderr 2.00): resolved"
     assert "**not resolved**" in lines[1] and "Magnitude 50%" in lines[1]
 
@@ -56,6 +55,6 @@ def test_zeroshot_cells_and_resolved_comparisons():
 def test_successor_claims_sentence():
     c = pd.DataFrame({"method": ["OWL + Wanda", "RIA"], "baseline": ["Wanda", "Wanda"], "setting": ["70%", "2:4"],
                       "ppl_gain": [5.0, -1.0], "spread": [1.0, 0.5], "shown": [True, False], "beyond_spread": [True, False]})
-    lines = fb.successor_claims(c).splitlines()
+    lines = report.successors.successor_claims(c).splitlines()
     assert lines[0] == "- **OWL + Wanda** vs Wanda at 70%: better by 5.000 in perplexity, beyond twice the seeds' spread (2.000)."
     assert lines[1] == "- **RIA** vs Wanda at 2:4: **not shown** (worse by 1.000)."

@@ -25,10 +25,10 @@ def _python(code, tmp_path):
 
 def test_import_touches_no_network(tmp_path):
     p = _python("""
-        import wanda_core, wanda_core.config, wanda_core.cli, wanda_core.hub
+        import wanda_core, wanda_core.runs.config, wanda_core.cli, wanda_core.models.hub
         wanda_core.cli.build_parser()
         assert calls == [], calls
-        assert wanda_core.hub._online is None  # not probed yet
+        assert wanda_core.models.hub._online is None  # not probed yet
         """, tmp_path)
     assert p.returncode == 0, p.stderr
 
@@ -38,7 +38,7 @@ def test_hub_path_probes_then_fails_fast_with_what_to_do(tmp_path):
     p = _python("""
         import os, torch, datasets
         import huggingface_hub.constants as hc
-        from wanda_core import hub
+        from wanda_core.models import hub
         assert calls == [] and not hc.HF_HUB_OFFLINE
         messages = []
         for load in (lambda: hub.load_dataset_text("wikitext2"),
@@ -64,7 +64,8 @@ def test_embedded_run_touches_no_network(tmp_path):
     # the default path (embedded model and text, the offline zero-shot proxies through lm-eval and
     # datasets' json loader) needs no probe and opens no connection
     p = _python(f"""
-        from wanda_core import RunConfig, run, hub
+        from wanda_core import RunConfig, run
+        from wanda_core.models import hub
         run(RunConfig(model="tiny-llama", method="dense", seqlen=32, eval_windows=1, tasks=("wiki_lastword",),
                       task_limit=2), {str(tmp_path / "runs")!r}, progress=False)
         assert calls == [], calls

@@ -4,9 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wanda_core.config import RunConfig
-from wanda_core.masks import alpha_mask, nm_mask, structure_mask, threshold_mask, unstructured_mask
-from wanda_core.scores import LayerStats, magnitude, wanda
+from wanda_core.runs.config import RunConfig
+from wanda_core.prune.masks import alpha_mask, nm_mask, structure_mask, threshold_mask, unstructured_mask
+from wanda_core.prune.scores import LayerStats, magnitude, wanda
 
 
 def test_wanda_1x4_row_by_hand():
@@ -164,7 +164,7 @@ def test_bad_group_and_nm():
        ties=st.booleans())
 def test_kth_smallest_is_torch_kthvalue(rows, cols, k_frac, seed, ties):
     """The numpy selection used on long CPU rows returns exactly torch.kthvalue's value (ties too)."""
-    from wanda_core.masks import kth_smallest
+    from wanda_core.prune.masks import kth_smallest
 
     s = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
     if ties:
@@ -181,7 +181,7 @@ def test_kth_smallest_of_one_long_row_is_torch_kthvalue(cols, k_frac, seed, kind
     """A layer-wide threshold (one row of 10^4-10^5 scores) goes through a sampled bracket; the
     value is still exactly torch.kthvalue's: ties, sorted input (a sample that misleads), mostly
     equal values, NaN (sorted last by both)."""
-    from wanda_core.masks import kth_smallest
+    from wanda_core.prune.masks import kth_smallest
 
     g = torch.Generator().manual_seed(seed)
     s = torch.randn(1, cols, generator=g)

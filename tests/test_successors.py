@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from wanda_core import RunConfig
-from wanda_core.allocation import block_sparsities, outlier_ratio, owl_sparsities
-from wanda_core.engine import prune_model
-from wanda_core.masks import nm_mask, unstructured_mask
-from wanda_core.models import find_blocks, find_linears, load_model
-from wanda_core.refine import accumulate_moments, dsnot, skipped
-from wanda_core.runner import record_id, run
-from wanda_core.scores import LayerStats, ria
+from wanda_core.prune.allocation import block_sparsities, outlier_ratio, owl_sparsities
+from wanda_core.prune.engine import prune_model
+from wanda_core.prune.masks import nm_mask, unstructured_mask
+from wanda_core.models.loaders import load_model
+from wanda_core.prune.blocks import find_blocks, find_linears
+from wanda_core.prune.refine import accumulate_moments, dsnot, skipped
+from wanda_core.runs.records import record_id
+from wanda_core.runs.runner import run
+from wanda_core.prune.scores import LayerStats, ria
 
 
 # --- RIA -------------------------------------------------------------------------------------

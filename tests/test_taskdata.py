@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 import wanda_core  # noqa: F401  (offline switches before lm-eval is imported)
-from wanda_core import hub, taskdata, zeroshot as zs
+from wanda_core.models import hub
+from wanda_core.evaluation import tasks as registry, taskdata, zeroshot as zs
 
 ARROW = {  # hf_datasets rows, in the package's schemas (boolq is google/boolq: a bool `answer`)
     "boolq": [{"question": "is ice frozen water", "answer": True, "passage": "Ice is solid water."},
@@ -88,13 +89,13 @@ def test_oracle_scores_one_and_zero_on_converted_fixtures(roots, tmp_path):
     for t in taskdata.EMBEDDED:
         docs = taskdata.convert(t, roots / taskdata.EMBEDDED[t][0])
         (tmp_path / f"{t}.jsonl").write_text(taskdata._jsonl(docs))
-        assert zs.check_tasks([t], task_dir=tmp_path)  # every converted doc passes the local-file checks
+        assert registry.check_tasks([t], task_dir=tmp_path)  # every converted doc passes the local-file checks
     tasks = tuple(taskdata.EMBEDDED)
     good = zs.evaluate_tasks("oracle", None, tasks, task_dir=tmp_path)
     assert {t: v["acc"] for t, v in good["tasks"].items()} == {t: 1.0 for t in tasks}
     bad = zs.evaluate_tasks(zs.make_oracle(inverse=True), None, tasks, task_dir=tmp_path)
     assert {t: v["acc"] for t, v in bad["tasks"].items()} == {t: 0.0 for t in tasks}
-    assert good["tasks"]["rte"]["source"].startswith("task_dir:") and good["mean_over"] == list(zs.PAPER_TASKS)
+    assert good["tasks"]["rte"]["source"].startswith("task_dir:") and good["mean_over"] == list(registry.PAPER_TASKS)
 
 
 def test_count_and_hash_mismatch_name_the_task_both_values_and_the_file(roots, monkeypatch, tmp_path):
@@ -133,6 +134,6 @@ def test_no_embedded_copy_and_no_hub_lists_what_is_offline(monkeypatch, tmp_path
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
     with pytest.raises(hub.HubUnavailable, match=r"'mmlu' has no embedded copy.*Available offline: boolq, .*lambada_openai"):
-        zs.check_tasks(["boolq", "mmlu"])
+        registry.check_tasks(["boolq", "mmlu"])
     with pytest.raises(ValueError, match=r"unknown task source 'web'; valid: embedded, hub"):
-        zs.check_tasks(["boolq"], source="web")
+        registry.check_tasks(["boolq"], source="web")

@@ -7,8 +7,9 @@ import time
 import pytest
 
 import wanda_core  # noqa: F401  (sets the HF offline variables before lm-eval is imported)
-from wanda_core import hub, zeroshot as zs
-from wanda_core.data import _article_text, wiki_articles
+from wanda_core.models import hub
+from wanda_core.evaluation import proxy_tasks, tasks as registry, zeroshot as zs
+from wanda_core.models.data import _article_text, wiki_articles
 
 # Three examples per task, gold answers in different positions, in each dataset's hub schema.
 LOCAL = {
@@ -65,7 +66,7 @@ def write_tasks(d, tasks=LOCAL):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from wanda_core.models import load_model
+    from wanda_core.models.loaders import load_model
 
     model, tok, info = load_model("tiny-llama")
     return model, tok, info
@@ -73,21 +74,21 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def suite():
-    return zs.build_offline_suite(n=60)
+    return proxy_tasks.build_offline_suite(n=60)
 
 
 # --- bad inputs fail fast and say what is valid -------------------------------------------------
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"'hellaswg'.*valid: boolq, rte, hellaswag.*wiki_nextsent"):
-        zs.check_tasks(["boolq", "hellaswg"])
+        registry.check_tasks(["boolq", "hellaswg"])
 
 
 def test_missing_file_is_named(tmp_path):
     write_tasks(tmp_path, {"boolq": LOCAL["boolq"]})
     with pytest.raises(ValueError, match=r"rte\.jsonl not found.*sentence1, sentence2, label"):
-        zs.check_tasks(["boolq", "rte"], task_dir=tmp_path)
+        registry.check_tasks(["boolq", "rte"], task_dir=tmp_path)
     with pytest.raises(ValueError, match="not a directory"):
-        zs.check_tasks(["boolq"], task_dir=tmp_path / "nope")
+        registry.check_tasks(["boolq"], task_dir=tmp_path / "nope")
 
 
 @pytest.mark.parametrize("task, doc, message", [
@@ -99,7 +100,7 @@ def test_missing_file_is_named(tmp_path):
 def test_bad_fields_name_file_line_and_field(tmp_path, task, doc, message):
     write_tasks(tmp_path, {task: [LOCAL[task][0], doc]})
     with pytest.raises(ValueError, match=message):
-        zs.check_tasks([task], task_dir=tmp_path)
+        registry.check_tasks([task], task_dir=tmp_path)
 
 
 def test_hub_task_offline_fails_fast(tmp_path, monkeypatch):
@@ -114,7 +115,7 @@ def test_hub_task_offline_fails_fast(tmp_path, monkeypatch):
             zs.evaluate_tasks(None, None, [task], source="hub")
     assert time.time() - t0 < 5
     (tmp_path / "datasets" / "allenai___ai2_arc").mkdir(parents=True)  # cached: allowed
-    assert zs.check_tasks(["arc_easy"], source="hub") == ("arc_easy",)
+    assert registry.check_tasks(["arc_easy"], source="hub") == ("arc_easy",)
 
 
 def test_bad_limit(tmp_path):
@@ -124,10 +125,10 @@ def test_bad_limit(tmp_path):
 
 # --- the offline proxy suite --------------------------------------------------------------------
 def test_offline_suite_is_deterministic_and_matches_the_cached_files(suite):
-    assert zs.build_offline_suite(n=60) == suite
+    assert proxy_tasks.build_offline_suite(n=60) == suite
     for name, docs in suite.items():
         assert len(docs) == 60
-        cached = (zs.offline_task_dir() / f"{name}.jsonl").read_text().splitlines()
+        cached = (proxy_tasks.offline_task_dir() / f"{name}.jsonl").read_text().splitlines()
         assert [json.loads(x) for x in cached[:60]] == docs  # a stale cache would differ
 
 
@@ -150,7 +151,7 @@ PAPER_SPLIT = {"boolq": "validation", "rte": "validation", "hellaswag": "validat
 
 
 def test_paper_tasks_evaluate_the_papers_splits(tmp_path):
-    loaded = zs._load_tasks(zs.PAPER_TASKS, write_tasks(tmp_path).resolve())
+    loaded = zs._load_tasks(registry.PAPER_TASKS, write_tasks(tmp_path).resolve())
     for name, task in loaded["tasks"].items():
         docs = task.eval_docs  # what lm-eval will score
         assert (task.config.test_split or task.config.validation_split) == PAPER_SPLIT[name]
@@ -161,7 +162,7 @@ def test_paper_tasks_evaluate_the_papers_splits(tmp_path):
 def test_oracle_scores_one_and_inverse_zero(tmp_path, monkeypatch):
     write_tasks(tmp_path / "tasks")
     monkeypatch.chdir(tmp_path)  # a relative task_dir
-    tasks = zs.PAPER_TASKS + zs.OFFLINE_TASKS
+    tasks = registry.PAPER_TASKS + registry.OFFLINE_TASKS
     r = zs.evaluate_tasks("oracle", None, tasks, task_dir="tasks", limit=20)
     assert {t: v["acc"] for t, v in r["tasks"].items()} == {t: 1.0 for t in tasks}
     assert r["mean_acc"] == 1.0 and r["tasks"]["boolq"]["n"] == 3 and r["tasks"]["wiki_lastword"]["n"] == 20
@@ -172,8 +173,8 @@ def test_oracle_scores_one_and_inverse_zero(tmp_path, monkeypatch):
 # --- a real (tiny) model end to end -------------------------------------------------------------
 def test_tiny_model_on_local_files(tiny, tmp_path):
     model, tok, info = tiny
-    r = zs.evaluate_tasks(model, tok, zs.PAPER_TASKS, task_dir=write_tasks(tmp_path), add_bos=info.add_bos)
-    assert list(r["tasks"]) == list(zs.PAPER_TASKS) and r["lm_eval_version"].startswith("0.4")
+    r = zs.evaluate_tasks(model, tok, registry.PAPER_TASKS, task_dir=write_tasks(tmp_path), add_bos=info.add_bos)
+    assert list(r["tasks"]) == list(registry.PAPER_TASKS) and r["lm_eval_version"].startswith("0.4")
     for t, v in r["tasks"].items():
         assert v["n"] == len(LOCAL[t]) and not v["proxy"]
         assert v["acc"] in {0.0, 1 / 3, 2 / 3, 1.0}  # a fraction of the three examples
@@ -190,7 +191,7 @@ def test_scored_positions_equal_hflm(name, budget, monkeypatch):
     from the left at max_length, on four architectures."""
     import random
 
-    from wanda_core.models import load_model
+    from wanda_core.models.loaders import load_model
 
     model, tok, _ = load_model(name)
     L = zs._lm_eval()
@@ -217,7 +218,7 @@ def test_scored_positions_equal_hflm(name, budget, monkeypatch):
 
 def test_tiny_model_on_offline_suite(tiny):
     model, tok, _ = tiny
-    r = zs.evaluate_tasks(model, tok, zs.OFFLINE_TASKS, limit=12, batch_size=4)
+    r = zs.evaluate_tasks(model, tok, registry.OFFLINE_TASKS, limit=12, batch_size=4)
     for v in r["tasks"].values():
         assert v["n"] == 12 and v["proxy"] and 0 <= v["acc"] <= 1 and v["acc_stderr"] is not None
     # a random 2-block model cannot predict Wikipedia's last words
@@ -228,7 +229,7 @@ def test_tiny_model_on_offline_suite(tiny):
 def test_table2_mean_stderr_and_resolution_by_hand():
     import pandas as pd
 
-    from wanda_core.experiments import zeroshot as ex
+    from wanda_core.study.experiments import zeroshot as ex
 
     rows = []
     for config, method, accs in (("dense", "dense", (0.60, 0.70)), ("wanda 50%", "wanda", (0.58, 0.69)),

@@ -1,6 +1,6 @@
 """`python -m wanda_core ...`: see wanda_core/cli.py."""
 import sys
 
-from .cli import main
+from wanda_core.cli import main
 
 sys.exit(main())

@@ -26,10 +26,10 @@ import types
 import typing
 from pathlib import Path
 
-from . import config
-from .config import RunConfig
-from .finite import first_nonfinite_text
-from .io_errors import explain
+from wanda_core.runs import config
+from wanda_core.runs.config import RunConfig
+from wanda_core.prune.finite import first_nonfinite_text
+from wanda_core.runs.io_errors import explain
 
 
 def _none_or(tp):
@@ -109,6 +109,10 @@ def build_parser(config_cls=RunConfig) -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print a run record's summary")
     sh.add_argument("record", help="path to a run record (.json)")
+    from wanda_core.cluster import plan, sweep
+
+    plan.add_parser(sub)   # every run the book needs for a profile, and which exist
+    sweep.add_parser(sub)  # make the missing ones on a process pool, a Ray cluster or Slurm
     return ap
 
 
@@ -119,7 +123,7 @@ def config_from_args(a: argparse.Namespace, config_cls=RunConfig) -> RunConfig:
     if isinstance(kw.get("extra"), list):
         kw["extra"] = dict(kw["extra"])
     if "paper" in kw.get("tasks", ()):
-        from .zeroshot import PAPER_TASKS
+        from wanda_core.evaluation.tasks import PAPER_TASKS
 
         kw["tasks"] = tuple(t for t in kw["tasks"] if t != "paper") + tuple(PAPER_TASKS)
     if a.command == "evaluate":
@@ -154,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "datasets", "lm_eval", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if a.command in ("plan", "sweep"):
+        try:
+            return a.func(a)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if a.command == "show":
         from .records import read_json
 
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cfg = config_from_args(a).validate()
-        from .runner import run
+        from wanda_core.runs.runner import run
 
         rec = run(cfg, a.runs_dir, force=a.force, progress=not a.quiet, save_model=getattr(a, "save_model", None))
     except (ValueError, FileNotFoundError, RuntimeError) as e:
