@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from wanda_core import cli
-from wanda_core.models import cache_manifest, chunks, loaders as models, weights_id
+from wanda_core.models import cache_manifest, chunks, loaders as models
 from wanda_core.prune import finite
 from wanda_core.runs import records, runner
 from wanda_core.runs.config import RunConfig
@@ -501,7 +501,7 @@ def test_records_from_other_weights_are_not_reused_or_mixed(runs_dir, monkeypatc
     cfg = RunConfig(method="magnitude", sparsity=0.5, **CFG)
     rec = runner.run(cfg, runs_dir, progress=False)
     assert runner.load_record(cfg, runs_dir) is not None
-    monkeypatch.setattr(weights_id, "expected_weights_sha256", lambda name: "f" * 64)
+    monkeypatch.setattr(models, "expected_weights_sha256", lambda name: "f" * 64)
     with caplog.at_level(logging.WARNING):
         assert runner.load_record(cfg, runs_dir) is None
     one_warning(caplog, f"{rec['id']}.json", "other weights", "recomputing")

@@ -301,3 +301,14 @@ def max_seqlen(model) -> int:
         if isinstance(v, int) and v > 0:
             return v
     return 2048
+
+
+def expected_weights_sha256(name: str) -> str | None:
+    """The weights identity a cached embedded model has now, read from its manifest without loading
+    it (None for other models, or when there is no cache yet)."""
+    from wanda_core.models.cache_manifest import read_manifest
+
+    if name not in EMBEDDED:
+        return None
+    m = read_manifest(cache_dir() / f"{name}-{_CACHE_VERSION}")
+    return m.get("weights_sha256") if m else None

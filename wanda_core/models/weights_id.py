@@ -55,16 +55,3 @@ def checkpoint_sha256(name: str) -> str | None:
         digest = real.name if f.is_symlink() and len(real.name) == 64 else file_sha256(f)
         h.update(f"{f.name}:{digest};".encode())
     return h.hexdigest()
-
-
-def expected_weights_sha256(name: str) -> str | None:
-    """The weights identity a cached embedded model has now, read from its manifest without loading
-    it (None for other models, or when there is no cache yet)."""
-    from wanda_core.models.cache_manifest import read_manifest
-    from wanda_core.models.loaders import _CACHE_VERSION, EMBEDDED
-    from wanda_core.paths import cache_dir
-
-    if name not in EMBEDDED:
-        return None
-    m = read_manifest(cache_dir() / f"{name}-{_CACHE_VERSION}")
-    return m.get("weights_sha256") if m else None

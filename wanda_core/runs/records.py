@@ -158,7 +158,7 @@ def load_record(cfg, runs_dir: str | os.PathLike, score_fn: Callable | None = No
     """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial, outdated,
     or made from other weights than the model's cache now holds). An unreadable record (truncated,
     not JSON) is moved aside to `<id>.json.unreadable`, with a warning naming it, and recomputed."""
-    from wanda_core.models.weights_id import expected_weights_sha256
+    from wanda_core.models.loaders import expected_weights_sha256
 
     path = Path(runs_dir) / f"{record_id(cfg, score_fn)}.json"
     rec = read_json(path)
