@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     if a.command == "show":
-        from .records import read_json
+        from wanda_core.runs.records import read_json
 
         rec = read_json(a.record)
         if not isinstance(rec, dict) or "config" not in rec:
