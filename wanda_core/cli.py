@@ -14,7 +14,7 @@ valid values; `evaluate` offers the fields that apply to a dense model. A tuple 
 several values, a bool field is a switch, an optional number also accepts `none`.
 
 Each run prints a one-line summary and the path of its record; a rerun with the same settings
-reuses the record (use --force to recompute).
+reuses the record (use --force to recompute). A run that met a NaN or inf says DIVERGED and where.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from pathlib import Path
 
 from wanda_core.runs import config
 from wanda_core.runs.config import RunConfig
+from wanda_core.prune.finite import first_nonfinite_text
+from wanda_core.runs.io_errors import explain
 
 
 def _none_or(tp):
@@ -146,12 +148,17 @@ def summary(rec: dict) -> str:
         parts.append(c["structure"] if c["structure"] != "unstructured" else f"{rec['prune_fields']['sparsity']:.0%} unstructured")
         parts.append(f"actual sparsity {rec['prune']['sparsity']['overall']:.4f}")
     for ds, v in rec["results"].get("ppl", {}).items():
-        parts.append(f"ppl[{ds}] {v['ppl']:.3f} ({v['windows']}x{v['seqlen']} tokens)")
+        if v.get("ppl") is None:
+            parts.append(f"ppl[{ds}] diverged ({v['windows']}x{v['seqlen']} tokens)")
+        else:
+            parts.append(f"ppl[{ds}] {v['ppl']:.3f} ({v['windows']}x{v['seqlen']} tokens)")
     z = rec["results"].get("zeroshot")
-    if z:
+    if z and z.get("tasks"):
         parts.append("acc " + " ".join(f"{t}={v['acc']:.3f}" for t, v in z["tasks"].items()) + f" mean={z['mean_acc']:.3f}")
     if rec.get("prune"):
         parts.append(f"prune {rec['prune']['seconds']['total']:.1f}s")
+    if rec.get("status") == "diverged":
+        parts.append(f"DIVERGED: {first_nonfinite_text(rec.get('first_nonfinite'))}")
     return " | ".join(parts)
 
 
@@ -168,12 +175,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     if a.command == "show":
-        rec = json.loads(Path(a.record).read_text())
-        if rec.get("kind") == "finetune":
+        from wanda_core.runs.records import read_json
+
+        rec = read_json(a.record)
+        if isinstance(rec, dict) and rec.get("kind") == "finetune":
             from wanda_core.finetune.run import summary as finetune_summary
 
             print(finetune_summary(rec))
             return 0
+        if not isinstance(rec, dict) or "config" not in rec:
+            print(f"error: {a.record} is not a readable run record (missing, truncated or not JSON); "
+                  f"delete it and rerun the command that made it", file=sys.stderr)
+            return 2
         print(summary(rec))
         return 0
     if a.command == "finetune":
@@ -185,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         rec = run(cfg, a.runs_dir, force=a.force, progress=not a.quiet, save_model=getattr(a, "save_model", None))
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that cannot be written: one line, not a traceback
+        print(f"error: {explain(e)}", file=sys.stderr)
         return 2
     print(summary(rec))
     print(f"record: {Path(a.runs_dir) / (rec['id'] + '.json')}")

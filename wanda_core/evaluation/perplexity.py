@@ -3,6 +3,7 @@ dropped), the mean next-token negative log-likelihood over every window, exponen
 
     ppl = perplexity(model, windows)         # windows: (n, seqlen) token ids from data.eval_windows
 
+A window whose loss is NaN or inf makes `perplexity` raise finite.NonFinite naming the window.
 Zero-shot accuracy through lm-eval lives in zeroshot.py.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from wanda_core.prune.finite import NonFinite, check_rows
 
 
 @torch.no_grad()
@@ -28,5 +31,11 @@ def window_nlls(model, windows: torch.Tensor, batch_size: int = 8, progress: boo
 
 
 def perplexity(model, windows: torch.Tensor, batch_size: int = 8, progress: bool = True) -> float:
+    """exp(mean window NLL); a window whose loss is NaN or inf raises finite.NonFinite naming it
+    (a diverged model, not a perplexity)."""
     nll = window_nlls(model, windows, batch_size, progress)
-    return math.exp(nll.double().mean().item())
+    check_rows(nll, "eval")
+    try:
+        return math.exp(nll.double().mean().item())
+    except OverflowError:  # finite losses whose mean is beyond float range: no number either
+        raise NonFinite({"stage": "eval", "window": int(nll.argmax()), "value": "inf"}) from None

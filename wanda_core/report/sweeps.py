@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import dataset_label, display_name, model_label, PALETTE, paper_label, table
+from wanda_core.report.present import dataset_label, display_name, mark_diverged, model_label, PALETTE, paper_label, table
 from wanda_core.study import paper
 
 
@@ -101,6 +101,7 @@ def sparsity_curve(sw: pd.DataFrame) -> None:
         ax.plot(100 * sub["sparsity"], sub["ppl"], marker="o", ms=4, color=PALETTE[display_name(m)], label=display_name(m))
     ax.axhline(dense, color=PALETTE["Dense"], ls="--", lw=1, label=f"dense ({dense:,.2f})")
     ax.set_yscale("log")
+    mark_diverged(ax, sw[sw["method"] != "dense"], "sparsity", 100, lambda r: PALETTE[display_name(r["method"])])
     ax.set_xlabel("sparsity: share of each pruned layer's weights set to zero (%)")
     ax.set_ylabel(f"perplexity on {dataset_label(sw['dataset'].iloc[0])} (log scale)")
     ax.set_title(f"{model_label(sw['model'].iloc[0])}, unstructured pruning")

@@ -14,12 +14,12 @@ import datetime as _dt
 import hashlib
 import inspect
 import json
+import logging
 import os
 import platform
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable
+from wanda_core.paths import atomic_write_json, read_json  # noqa: F401 -- records' writers import them from here
 
 # Bump when the record layout or what a configuration computes changes, so old records are not reused.
 # 2: one perplexity per dataset (results.ppl, measured with the run's seqlen and eval_windows; the
@@ -27,49 +27,13 @@ from typing import Any, Callable
 #    follows the official rule (every |W| <= the layer's threshold is pruned; prune_fields.mask_rule).
 RECORD_VERSION = 2
 
+log = logging.getLogger(__name__)
+
 
 def config_hash(fields: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able dict (key order does not matter)."""
     blob = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write `obj` as JSON to `path` so readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=False, default=_json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def read_json(path: str | os.PathLike) -> Any | None:
-    """The parsed JSON at `path`, or None if it is missing or unreadable (treated as not done)."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _version(name: str) -> str | None:
@@ -115,9 +79,11 @@ def provenance(device: str | None = None) -> dict[str, Any]:
 
 
 def ppl(rec: dict[str, Any], dataset: str | None = None) -> float:
-    """The perplexity a record holds (the one place that reads it) on `dataset` (its first evaluated dataset if None)."""
+    """The perplexity a record holds (the one place that reads it) on `dataset` (its first evaluated dataset if None);
+    NaN for a diverged run (its record says where: `status`, `first_nonfinite`; present.table shows "diverged")."""
     p = rec["results"]["ppl"]
-    return float(p[dataset or next(iter(p))]["ppl"])
+    v = p[dataset or next(iter(p))]["ppl"]
+    return float("nan") if v is None else float(v)
 
 
 # --- building a record (the runner calls these; the layout is defined here only) ---------------
@@ -154,7 +120,8 @@ def new_record(cfg, rid: str, info, prev: dict | None, score_fn: Callable | None
         "config": cfg.to_dict(),
         "prune_fields": cfg.prune_fields(),
         "custom_score": score_identity(score_fn),
-        "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen},
+        "model": {"name": info.name, "source": info.source, "params": info.params, "max_seqlen": info.max_seqlen,
+                  "weights_sha256": info.weights_sha256},
         "results": {**prev["results"], "ppl": dict(prev["results"]["ppl"])} if prev else {"ppl": {}},
     }
 
@@ -183,14 +150,28 @@ def finish_record(rec: dict[str, Any], eval_seconds: float, peak_mb: float, incr
     return rec
 
 
+FINISHED = ("complete", "diverged")  # a diverged run is a result too: reused, not recomputed
+
+
 # --- reading one back --------------------------------------------------------------------------
 def load_record(cfg, runs_dir: str | os.PathLike, score_fn: Callable | None = None) -> dict | None:
-    """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial or outdated)."""
+    """The finished record of `cfg` in `runs_dir` as stored, or None (missing, partial, outdated,
+    or made from other weights than the model's cache now holds). An unreadable record (truncated,
+    not JSON) is moved aside to `<id>.json.unreadable`, with a warning naming it, and recomputed."""
+    from wanda_core.models.loaders import expected_weights_sha256
+
     path = Path(runs_dir) / f"{record_id(cfg, score_fn)}.json"
     rec = read_json(path)
-    if rec is None and path.exists():
-        warnings.warn(f"run record {path} is unreadable (truncated or not JSON); it will be recomputed", stacklevel=2)
-    if rec is None or rec.get("status") != "complete" or rec.get("record_version") != RECORD_VERSION:
+    if rec is None and path.is_file():
+        bad = path.with_name(path.name + ".unreadable")
+        os.replace(path, bad)
+        log.warning("run record %s is unreadable (truncated or not JSON): kept as %s; recomputing it", path, bad)
+    if rec is None or rec.get("status") not in FINISHED or rec.get("record_version") != RECORD_VERSION:
+        return None
+    made, now = (rec.get("model") or {}).get("weights_sha256"), expected_weights_sha256(cfg.model)
+    if made and now and made != now:
+        log.warning("run record %s was made from other weights of %s (sha256 %s..., the cache holds %s...): "
+                    "recomputing it", path, cfg.model, made[:12], now[:12])
         return None
     return rec
 
@@ -210,5 +191,8 @@ def tasks_done(rec, cfg) -> bool:
 
 
 def is_complete(rec, cfg) -> bool:
-    return rec is not None and rec.get("status") == "complete" and all(ppl_done(rec, cfg, d) for d in cfg.eval) \
+    if rec is not None and rec.get("status") == "diverged" and (rec.get("first_nonfinite") or {}).get("stage") \
+            not in ("eval", "accuracy"):
+        return True  # it diverged before any evaluation: there is nothing to evaluate
+    return rec is not None and rec.get("status") in FINISHED and all(ppl_done(rec, cfg, d) for d in cfg.eval) \
         and tasks_done(rec, cfg)

@@ -13,7 +13,14 @@ has one evaluation size and no two numbers of the book compare different amounts
 interrupted sweep resumes from the last finished configuration.
 
 Every error about the configuration (bad values, unknown tasks, text too short, seqlen above the
-model's limit, N:M not dividing a layer) is raised before pruning starts.
+model's limit, N:M not dividing a layer) and a runs folder that cannot be written are raised
+before pruning starts.
+
+A NaN or inf met on the way (the loaded weights, calibration statistics, a score, the pruned
+weights, a block's output, a window's loss: prune/finite.py) makes the record `status: "diverged"`
+with `first_nonfinite` naming the place; its perplexity is None, never NaN. Each record carries
+`model.weights_sha256`, the identity of the weights it pruned (the cache manifest's for embedded
+models), and is not reused once the cache holds other weights.
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from wanda_core.prune import engine
 from wanda_core.prune.blocks import find_blocks, find_linears
 from wanda_core.runs.config import RunConfig, torch_dtype
 from wanda_core.evaluation.perplexity import perplexity
+from wanda_core.prune.finite import NonFinite, check_weights, describe
+from wanda_core.runs.io_errors import check_writable
 from wanda_core.runs.memory import PeakMemory, release_freed_memory
 from wanda_core.runs.records import (atomic_write_json, calibration_entry, finish_record, is_complete, load_record,
                                      new_record, ppl_done, ppl_entry, read_json, record_id, tasks_done)
@@ -116,6 +125,7 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
         from wanda_core.evaluation.tasks import check_tasks
 
         check_tasks(list(cfg.tasks), cfg.task_dir, cfg.task_source)
+    check_writable(runs_dir)  # a folder that cannot be written fails now, not after the prune
 
     model, tok, info = get_model(cfg)
     if cfg.seqlen > info.max_seqlen:
@@ -127,42 +137,67 @@ def run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", score_fn: Callable
     weights_path = runs_dir / "weights" / f"{rid}.pt"
     prev = rec  # load_record returns only finished records
     new = new_record(cfg, rid, info, prev, score_fn)
+    diverged = None  # where pruning met its first NaN/inf (prune/finite.py), if it did
     with PeakMemory(cfg.device) as mem:
-        if prev and weights_path.is_file():
-            state = torch.load(weights_path, map_location=cfg.device)
-            for n, p in _block_linear_weights(model).items():
-                p.data.copy_(state[n])
-            new.update({k: prev[k] for k in ("calibration", "prune") if k in prev})
-            log.info("reusing pruned weights %s", weights_path)
-        else:
-            calib, where = None, None
-            if engine.needs_calibration(cfg, score_fn):
-                calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
-            log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
-            with PeakMemory("cpu") as pmem:  # the prune alone, as `make benchmark` measures it
-                report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
-            report["peak_memory_mb"] = pmem.mb
-            new["calibration"] = None if calib is None else calibration_entry(cfg, where)
-            new["prune"] = report
-            if cfg.save_weights:
-                weights_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = weights_path.with_suffix(f".tmp{os.getpid()}")
-                torch.save({n: p.detach().cpu() for n, p in _block_linear_weights(model).items()}, tmp)
-                os.replace(tmp, weights_path)
+        t_prune = time.perf_counter()
+        try:
+            if prev and weights_path.is_file():
+                state = torch.load(weights_path, map_location=cfg.device)
+                for n, p in _block_linear_weights(model).items():
+                    p.data.copy_(state[n])
+                new.update({k: prev[k] for k in ("calibration", "prune") if k in prev})
+                log.info("reusing pruned weights %s", weights_path)
+            else:
+                check_weights(model)  # corrupt inputs stop here, before pruning: stage "weights"
+                calib, where = None, None
+                if engine.needs_calibration(cfg, score_fn):
+                    calib, where = data.calibration_windows(tok, cfg.calib, cfg.nsamples, cfg.seqlen, cfg.seed)
+                new["calibration"] = None if calib is None else calibration_entry(cfg, where)
+                log.info("pruning %s: %s %s sparsity %.2f", cfg.model, cfg.method, cfg.structure, cfg.target_sparsity)
+                with PeakMemory("cpu") as pmem:  # the prune alone, as `make benchmark` measures it
+                    report = engine.prune_model(model, cfg, calib, score_fn=score_fn, progress=progress)
+                report["peak_memory_mb"] = pmem.mb
+                new["prune"] = report
+                if cfg.save_weights:
+                    weights_path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = weights_path.with_suffix(f".tmp{os.getpid()}")
+                    torch.save({n: p.detach().cpu() for n, p in _block_linear_weights(model).items()}, tmp)
+                    os.replace(tmp, weights_path)
+        except NonFinite as e:
+            diverged = e.place
+            new["prune"] = {"sparsity": engine.sparsity_report(model),
+                            "seconds": {"total": time.perf_counter() - t_prune}, "diverged": True}
+            new["results"] = {"ppl": {}}
+            log.warning("%s %s diverged: %s; not evaluated", cfg.model, cfg.method, e)
         t_eval = time.perf_counter()
-        for ds, windows in eval_sets.items():
+        for ds, windows in ({} if diverged else eval_sets).items():
             t = time.perf_counter()
-            ppl = perplexity(model, windows, cfg.batch_size, progress)
-            new["results"]["ppl"][ds] = ppl_entry(cfg, ds, ppl, windows, info.add_bos, time.perf_counter() - t)
-            log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
-        if cfg.tasks and not tasks_done(prev, cfg):
+            entry = ppl_entry(cfg, ds, None, windows, info.add_bos, 0.0)
+            try:
+                entry["ppl"] = ppl = perplexity(model, windows, cfg.batch_size, progress)
+                log.info("%s perplexity on %s: %.3f", cfg.method, ds, ppl)
+            except NonFinite as e:
+                entry["first_nonfinite"] = {**e.place, "dataset": ds}
+                log.warning("%s on %s diverged: %s", cfg.method, ds, describe(entry["first_nonfinite"]))
+            new["results"]["ppl"][ds] = {**entry, "seconds": time.perf_counter() - t}
+        if cfg.tasks and not diverged and not tasks_done(prev, cfg):
             from wanda_core.evaluation.zeroshot import evaluate_tasks
 
-            z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
-                               batch_size=cfg.batch_size, add_bos=info.add_bos, source=cfg.task_source)
-            z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
+            try:
+                z = evaluate_tasks(model, tok, list(cfg.tasks), task_dir=cfg.task_dir, limit=cfg.task_limit,
+                                   batch_size=cfg.batch_size, add_bos=info.add_bos, source=cfg.task_source)
+                z.update(limit=cfg.task_limit, task_dir=cfg.task_dir)
+            except NonFinite as e:
+                z = {"tasks": {}, "first_nonfinite": e.place, "limit": cfg.task_limit, "task_dir": cfg.task_dir,
+                     "task_source": cfg.task_source}
+                log.warning("%s zero-shot diverged: %s", cfg.method, e)
             new["results"]["zeroshot"] = z
         eval_seconds = time.perf_counter() - t_eval
+    places = [diverged] + [v.get("first_nonfinite") for v in new["results"]["ppl"].values()] \
+        + [(new["results"].get("zeroshot") or {}).get("first_nonfinite")]
+    first = next((p for p in places if p), None)
+    if first:  # the record says where the first NaN/inf appeared; its numbers are not numbers
+        new["status"], new["first_nonfinite"] = "diverged", first
     if save_model:
         save_pruned(model, tok, save_model)
         new["saved_model"] = str(save_model)

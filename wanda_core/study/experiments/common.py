@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from wanda_core.prune.finite import describe
+
 PAPER_METHODS = ("magnitude", "sparsegpt", "wanda")  # the paper's three pruning methods, in its order
 
 
@@ -41,6 +43,8 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "zeroed": sp.get("pruned_params", 0), "prunable": sp.get("prunable_params", 0),
         "model": r["model"]["name"], "params": r["model"]["params"], "source": r["model"]["source"],
         "device": device(r["provenance"]["device"]),
+        "status": r.get("status", "complete"), "weights_sha256": r["model"].get("weights_sha256"),
+        "diverged_at": describe(r.get("first_nonfinite")) if r.get("status") == "diverged" else None,
         "id": r["id"],
     }
 
@@ -48,9 +52,21 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per record; `ppl_ratio` is the perplexity over the dense run's, when one is present."""
     df = pd.DataFrame([_row(r) for r in records])
+    if len(df):
+        check_same_weights(df)
     dense = df.loc[df["method"] == "dense", "ppl"]
     df["ppl_ratio"] = df["ppl"] / float(dense.iloc[0]) if len(dense) else float("nan")
     return df
+
+
+def check_same_weights(df: pd.DataFrame) -> None:
+    """Rows of one model must come from the same weights (records' weights_sha256, where they have
+    one): a table never mixes records made from two versions, or a corrupt copy, of a model."""
+    for model, sub in df.dropna(subset=["weights_sha256"]).groupby("model"):
+        if sub["weights_sha256"].nunique() > 1:
+            groups = {h[:12]: list(g["id"]) for h, g in sub.groupby("weights_sha256")}
+            raise ValueError(f"run records of {model} were made from different weights: {groups}; rerun the "
+                             f"stale ones with --force (or delete them) so one table compares one model")
 
 
 def runs(P, configs, desc: str) -> pd.DataFrame:
