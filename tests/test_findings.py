@@ -58,3 +58,57 @@ def test_successor_claims_sentence():
     lines = report.successors.successor_claims(c).splitlines()
     assert lines[0] == "- **OWL + Wanda** vs Wanda at 70%: better by 5.000 in perplexity, beyond twice the seeds' spread (2.000)."
     assert lines[1] == "- **RIA** vs Wanda at 2:4: **not shown** (worse by 1.000)."
+
+
+def test_gpu_tables_are_none_and_sentences_say_so_when_nothing_is_committed(tmp_path):
+    """Chapters 9 and 10 on a checkout without GPU records: no empty table, a sentence instead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wanda_core.study.experiments.speedup import speedup
+
+    s = speedup(tmp_path)
+    for f in (report.speedup.provenance_table, report.speedup.errors_table, report.speedup.blocks_table,
+              report.speedup.layers_table, report.speedup.stack_table):
+        assert f(s) is None, f.__name__
+    before = plt.get_fignums()
+    report.speedup.speedup_tokens(s["tokens"])
+    assert plt.get_fignums() == before  # no figure drawn
+    assert "No 2:4 speed-up has been measured yet" in report.speedup.speedup_status(s)
+    empty = pd.DataFrame(columns=["method", "phase", "device", "model_score_mask_s", "source"])
+    assert report.timing.gpu_table(empty) is None and "No GPU record" in report.timing.gpu(empty)
+    assert report.timing.offload_table(empty) is None and "No offload record" in report.timing.offload(empty)
+
+
+def test_gpu_tables_show_committed_records():
+    from wanda_core.study.experiments.speedup import speedup
+
+    s = speedup()  # results/speedup/ holds the H200 records
+    assert not s["tokens"].empty
+    html = report.speedup.stack_table(s).to_html()
+    assert "Decoder stack, ms per forward" in html and "prefill" in html
+    assert "Where each record was measured" in report.speedup.provenance_table(s).to_html()
+
+
+def test_sweep_without_fifty_percent_says_so():
+    sw = pd.DataFrame({"method": ["dense", "wanda", "magnitude"], "sparsity": [0.0, 0.6, 0.6], "structure": "unstructured",
+                       "model": "smollm2-135m", "dataset": "wiki", "ppl": [20.0, 30.0, 90.0], "ppl_ratio": [1.0, 1.5, 4.5]})
+    assert report.sweeps.half_vs_paper_table(sw) is None
+    assert "does not include 50%" in report.sweeps.half_vs_paper(sw)
+
+
+def test_unverified_rows_either_a_table_or_a_note():
+    from wanda_core.study import paper
+
+    n = len(paper.unverified())
+    t, note = report.claims.unverified_table(), report.claims.every_row_verified()
+    assert (t is None) == (n == 0) and (note == "") == (n > 0)
+    if n:
+        assert f"({n} of {len(paper.numbers())})" in t.to_html()
+
+
+def test_pruned_runs_drop_the_dense_baseline():
+    df = pd.DataFrame({"method": ["dense", "wanda", "magnitude"], "ppl": [1.0, 2.0, 3.0]})
+    assert present.pruned_runs(df)["method"].tolist() == ["wanda", "magnitude"]

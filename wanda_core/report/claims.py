@@ -17,12 +17,13 @@ def claims(c: pd.DataFrame) -> tuple[str, str]:
     return head, why
 
 
-def setting(P, dense: pd.DataFrame) -> pd.DataFrame:
+def setting(P, runs: pd.DataFrame) -> pd.DataFrame:
     """The paper's experimental setting beside this build's: the paper's column from the `paper`
-    profile, ours from the profile `P` and the dense run's record (a `tables.dense` frame)."""
+    profile, ours from the profile `P` and the dense run's record (the dense row of `runs`, a frame
+    of wanda_core.study.experiments.tables)."""
     from wanda_core.study.profiles import load_profile
 
-    Q, d = load_profile("paper"), dense.iloc[0]
+    Q, d = load_profile("paper"), runs[runs["method"] == "dense"].iloc[0]
     cfg = P.config(method="sparsegpt")
     ds = d["dataset"]
     tok = ("SmolLM2's byte-level BPE, 49,152 tokens" if P.model in ("smollm2-135m", "tiny-llama", "tiny-gpt-neox", "tiny-opt")
@@ -74,3 +75,18 @@ def official_rules(P, nm: pd.DataFrame) -> str:
     lines.append("- Every perplexity of this profile (`" + P.name + "`) is measured on " + "; ".join(
         f"{e.eval_windows} windows x {e.seqlen} tokens" for e in ev.itertuples()) + f" of `{nm['dataset'].iloc[0]}`.")
     return "\n".join(lines)
+
+
+def unverified_table():
+    """The rows of data/paper_numbers.csv marked verified=no, used in no table of the book (a
+    table); None when every row is verified (`every_row_verified` says so)."""
+    un = paper.unverified().dropna(axis=1, how="all")
+    if un.empty:
+        return None
+    return table(un, caption=f"Rows of data/paper_numbers.csv with verified=no ({len(un)} of {len(paper.numbers())}); "
+                 "not used in any table of this book")
+
+
+def every_row_verified() -> str:
+    """A note when data/paper_numbers.csv has no unverified row; empty otherwise."""
+    return "" if len(paper.unverified()) else "_Every row is verified._"

@@ -100,16 +100,25 @@ def style() -> None:
 
 
 def md(text: str) -> None:
-    """Display Markdown from a code cell (sentences and notes computed from records)."""
+    """Display Markdown from a code cell (sentences and notes computed from records); an empty
+    sentence (a report function with nothing to say) shows nothing."""
     from IPython.display import Markdown, display
 
-    display(Markdown(text))
+    if text:
+        display(Markdown(text))
 
 
 def show(obj: Any) -> None:
+    """Display a table or note; None (a report function's table with no rows to show) shows nothing."""
     from IPython.display import display
 
-    display(obj)
+    if obj is not None:
+        display(obj)
+
+
+def pruned_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """An experiment's frame without its dense baseline row(s): the pruned runs only."""
+    return df[df["method"] != "dense"]
 
 
 def table(df: pd.DataFrame, columns: Iterable[str] | dict[str, str] | None = None, caption: str | None = None,

@@ -19,6 +19,44 @@ def speedup_status(s: dict[str, pd.DataFrame]) -> str:
             "commit `results/`.")
 
 
+def provenance_table(s: dict[str, pd.DataFrame]):
+    """Where each record was measured (a table); None when no record is committed."""
+    if s["provenance"].empty:
+        return None
+    return table(s["provenance"], caption="Where each record was measured")
+
+
+def errors_table(s: dict[str, pd.DataFrame]):
+    """The configurations without a time, and why (a table); None when no record is committed."""
+    if s["provenance"].empty:
+        return None
+    return table(s["errors"], caption="Configurations without a time, and why")
+
+
+def blocks_table(s: dict[str, pd.DataFrame]):
+    """Speed-up of all linear layers of one block, per model size (a table); None without timings."""
+    if s["tokens"].empty:
+        return None
+    return table(speedup_wide(s["blocks"], ["model"]), floatfmt="{:.2f}x", caption="All linear layers "
+                 "of one block (dense time / 2:4 time), one sequence of the paper's length")
+
+
+def layers_table(s: dict[str, pd.DataFrame]):
+    """Speed-up per model size and layer type (a table); None without timings."""
+    if s["tokens"].empty:
+        return None
+    return table(speedup_wide(s["layers"], ["model", "layer"]), floatfmt="{:.2f}x",
+                 caption="Speed-up per model size and layer type")
+
+
+def stack_table(s: dict[str, pd.DataFrame]):
+    """The decoder stack, ms per forward, dense and 2:4 (a table); None without timings."""
+    if s["tokens"].empty:
+        return None
+    return table(s["stack"], ["phase", "batch", "context", "dtype", "backend", "mode", "dense_ms", "sparse_ms", "speedup"],
+                 formats={"batch": "{:,}", "context": "{:,}"}, caption="Decoder stack, ms per forward")
+
+
 def speedup_wide(df: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     """Speed-up with one column per dtype, backend and timing mode ('bfloat16, cusparselt, graph')."""
     w = df.pivot_table(index=index, columns=["dtype", "backend", "mode"], values="speedup", observed=True)
@@ -27,7 +65,10 @@ def speedup_wide(df: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 
 
 def speedup_tokens(tokens: pd.DataFrame) -> None:
-    """2:4 speed-up of the smallest model's linear layers against tokens per call (log x)."""
+    """2:4 speed-up of the smallest model's linear layers against tokens per call (log x); nothing
+    without timings."""
+    if tokens.empty:
+        return
     plt = pyplot()
     tok = tokens[tokens["model"] == tokens["model"].cat.categories[0]]
     ax = tok.pivot_table(index="tokens", columns=["layer", "dtype", "backend", "mode"], values="speedup",

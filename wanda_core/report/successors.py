@@ -22,6 +22,11 @@ def mean_spread(summary: pd.DataFrame, key: str, fmt: str) -> pd.DataFrame:
     return t.fillna("n/a").rename_axis(columns=None).reset_index().astype({"method": str})
 
 
+def zeroshot_runs(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows that have a zero-shot mean (the settings where zero-shot was run)."""
+    return summary.dropna(subset=["zeroshot_mean"])
+
+
 def successor_claims(claims: pd.DataFrame) -> str:
     """Which README claims show here, and whether beyond the seeds' spread."""
     if claims.empty:

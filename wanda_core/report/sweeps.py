@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 
 from wanda_core.report.plotting import pyplot
-from wanda_core.report.present import dataset_label, display_name, mark_diverged, model_label, PALETTE, paper_label, table
+from wanda_core.report import tables
+from wanda_core.report.present import caption, dataset_label, display_name, mark_diverged, model_label, PALETTE, paper_label, table, vs_paper_table
 from wanda_core.study import paper
 
 
@@ -39,6 +40,28 @@ def sweep_table(sw: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([piv.rename(columns=display_name), rat.rename(columns=lambda m: f"{display_name(m)} / dense")], axis=1)
     out["Magnitude / Wanda"] = piv["magnitude"] / piv["wanda"]
     return out.reset_index()
+
+
+def _at_half(sw: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's dense run and its runs at 50%, the sparsity of the paper's Table 3."""
+    return sw[(sw["method"] == "dense") | (sw["sparsity"] == 0.5)]
+
+
+def half_vs_paper_table(sw: pd.DataFrame):
+    """The sweep's 50% runs beside the paper's Table 3 (a table); None when the sweep has no 50% point."""
+    at50, paper_model = _at_half(sw), paper.model_for(sw)
+    if len(at50) < 2:
+        return None
+    return vs_paper_table(paper.vs_ours(at50, paper_model), sw, paper_model, "At 50% unstructured")
+
+
+def half_vs_paper(sw: pd.DataFrame) -> str:
+    """Whether the sweep's 50% runs compare with the paper's, and the methods' order on each side;
+    or that the sweep has no 50% point to compare."""
+    at50, paper_model = _at_half(sw), paper.model_for(sw)
+    if len(at50) < 2:
+        return "The profile's sweep does not include 50%, so there is no point to set beside the paper's Table 3."
+    return tables.vs_paper(sw, paper.vs_ours(at50, paper_model), paper_model)
 
 
 def calibration(spread: pd.DataFrame) -> str:
@@ -89,6 +112,24 @@ def calibration_vs_paper(cal: pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["Wanda, 50% unstructured", paper_label("LLaMA-7B"), "ours, mean of seeds", f"ours, seed {s0}"])
     df.insert(3, "ours - paper", df.iloc[:, 2] - df.iloc[:, 1])
     return df
+
+
+def few_windows_table(cal: pd.DataFrame):
+    """`calibration_vs_paper` as a table, captioned with what our runs were made from; None when
+    data/paper_numbers.csv lacks the paper's points."""
+    few = calibration_vs_paper(cal)
+    if few.empty:
+        return None
+    return table(few, floatfmt="{:,.3f}", caption="Few calibration windows: the paper (LLaMA-7B, issue #19 "
+                 f"and Table 3) beside ours ({caption(cal)})")
+
+
+def few_windows(cal: pd.DataFrame) -> str:
+    """What `few_windows_table` compares (only the ratio, unless this is the paper's setting), or
+    that there is nothing to compare."""
+    if calibration_vs_paper(cal).empty:
+        return "`data/paper_numbers.csv` lacks the verified single-window point, so there is nothing to set beside ours."
+    return tables.not_paper(cal, "LLaMA-7B", "only the last row, the ratio, is comparable.")
 
 
 def sparsity_curve(sw: pd.DataFrame) -> None:

@@ -81,6 +81,14 @@ def nm_wide(nm: pd.DataFrame) -> pd.DataFrame:
     return out.rename(index=display_name).rename_axis(index="method", columns=None).reset_index()
 
 
+def paper_ratios(structure: str):
+    """The paper's Table 3 at 50% for one structure ("unstructured", "4:8", "2:4"), verified rows
+    only, each cell 'ppl (x dense)' (wanda_core.study.paper.ratio_table), as a table."""
+    what = " at 50% unstructured sparsity" if structure == "unstructured" else f", {structure} (50%)"
+    return paper.ratio_table(structure).style.hide(axis="index").set_caption(
+        f"The paper's Table 3{what}: WikiText-2 perplexity (multiple of dense), verified rows only")
+
+
 def ratio_vs_paper(cmp: pd.DataFrame, ours_col: str, paper_col: str) -> None:
     """Perplexity / dense perplexity, ours and the paper's side by side, by pattern and method."""
     import seaborn as sns

@@ -37,8 +37,23 @@ def gpu(g: pd.DataFrame) -> str:
             f"**{m.at['sparsegpt', 'model_score_mask_s'] / m.at['wanda', 'model_score_mask_s']:.0f}x**.")
 
 
+def gpu_table(g: pd.DataFrame):
+    """The LLaMA-7B-shape GPU runs (a table); None when no record is committed (`gpu` says so)."""
+    if g.empty:
+        return None
+    return table(g.drop(columns="source"), caption="Pruning a LLaMA-7B shape", floatfmt="{:.3g}")
+
+
 def offload(o: pd.DataFrame) -> str:
+    """Empty when an offload record is committed (`offload_table` shows it), else that none is."""
     return "" if len(o) else "**No offload record has been committed yet** (`results/offload/`): run `make gpu`."
+
+
+def offload_table(o: pd.DataFrame):
+    """Block offload under a memory cap (a table); None when no record is committed (`offload` says so)."""
+    if o.empty:
+        return None
+    return table(o.drop(columns="source"), caption="Block offload under a memory cap")
 
 
 def time_phases(cpu: pd.DataFrame) -> None:
