@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wanda_core.paths import process_alive
+
 
 class SweepError(ValueError):
     """Bad input, found before anything is submitted."""
@@ -38,22 +40,6 @@ def resources(P, cpus: int | None = None, gpus: int | None = None, mem_gb: float
 
 
 # --- the claim: one worker per record -----------------------------------------------------------------
-def _alive(pid: int | None) -> bool:
-    """Is process `pid` of this host running (a zombie, killed but not yet reaped, is not)?"""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 class Claim:
     """An exclusive lock on one record for one worker: `<runs>/.claims/<id>.lock`, created with O_EXCL,
     holding {host, pid, worker, token}, its mtime refreshed every stale_after/5 seconds while held."""
@@ -78,7 +64,7 @@ class Claim:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return True
-        if holder and holder.get("host") == platform.node() and not _alive(holder.get("pid")):
+        if holder and holder.get("host") == platform.node() and not process_alive(holder.get("pid")):
             return True
         return age > self.stale_after
 

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from wanda_core.paths import process_alive
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -165,21 +167,11 @@ def verify(entry: str | os.PathLike, source: dict[str, Any], full: bool = False,
     return m
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clear_stale_temporaries(target: Path) -> None:
     """Remove `<target>.tmp<pid>` leftovers of conversions whose process is gone (killed mid-way)."""
     for p in target.parent.glob(f"{target.name}.tmp*"):
         pid = p.name.rsplit(".tmp", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
