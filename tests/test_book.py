@@ -103,7 +103,7 @@ def test_book_builds_in_smoke_profile(tmp_path, monkeypatch):
                 assert "Traceback" not in text, nb.name
     # the plan (wanda_core.cluster.plan) is what the book ran: the same records, and none of them missing
     from wanda_core.cluster.plan import make_plan
-    from wanda_core.profiles import load_profile
+    from wanda_core.study.profiles import load_profile
 
     monkeypatch.setenv("WANDA_RUNS_DIR", str(tmp_path / "runs"))
     plan = make_plan(load_profile("smoke"))
